@@ -1,0 +1,134 @@
+//! Command-line arguments (clap). Every command's --help carries an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bench",
+    version,
+    about = "textbench: benchmark text classifiers from YAML specs, with results you can trust",
+    long_about = "textbench: benchmark text classifiers from YAML specs, with results you can trust.\n\n\
+        A spec names a dataset, a method and its hyperparameters, seeds and sweeps. `bench run` executes\n\
+        every run and stores one JSON record per run; `bench check` holds them to the spec's floors.",
+    after_help = "Examples:\n  bench run experiments/sms-lsa.yaml\n  bench list\n  bench check experiments/*.yaml\n\n\
+        Exit codes: 0 success, 1 a run failed or a floor did not hold, 2 usage or input error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// No progress bars and no per-run lines; errors and results only.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Where named datasets are looked for.
+    #[arg(long, env = "BENCH_DATA_DIR", default_value = "datasets", global = true)]
+    pub data_dir: PathBuf,
+    /// The run store: one JSON record per run.
+    #[arg(long, env = "BENCH_RUNS_DIR", default_value = "runs", global = true)]
+    pub runs_dir: PathBuf,
+    /// Worker threads for data-parallel work (default: all cores). Results do not depend on it.
+    #[arg(long, env = "BENCH_THREADS", global = true)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Execute the runs of one or more specs and store a record for each.
+    #[command(after_help = "Examples:\n  bench run experiments/sms-lsa.yaml\n  bench run --dry-run experiments/*.yaml\n  \
+        BENCH_DATA_DIR=../shared/datasets bench run experiments/enron-lsa.yaml --force\n\n\
+        Runs already in the store are skipped (a killed sweep resumes where it stopped); --force re-runs them.\n\
+        All data is loaded and checked before the first run starts: bad input writes nothing and exits 2.\n\
+        A run that fails is recorded as failed, the others go on, and the command exits 1.")]
+    Run(RunArgs),
+    /// Compare the stored runs of specs with their floors.
+    #[command(after_help = "Example:\n  bench check experiments/sms-lsa.yaml experiments/enron-lsa.yaml\n\n\
+        Prints one line per run and metric: value, floor, verdict. Exits 0 when every floor holds,\n\
+        1 when any value falls short or a run is missing or failed, 2 on usage errors.")]
+    Check(CheckArgs),
+    /// List the runs in the store, one line each.
+    #[command(after_help = "Examples:\n  bench list\n  bench list --spec sms-lsa\n  bench list --runs-dir /tmp/other-runs")]
+    List(ListArgs),
+    /// Show one run record.
+    #[command(after_help = "Examples:\n  bench show 3f9a1c2e\n  bench show 3f9a1c2e --json | jq .metrics\n\nA unique prefix of the id is enough.")]
+    Show(ShowArgs),
+    /// What datasets are found where, with row and class counts; `fetch` downloads one.
+    #[command(after_help = "Examples:\n  bench datasets\n  bench datasets --data-dir ../shared/datasets\n  bench datasets fetch sms\n  bench datasets fetch enron --data-dir /data/textbench")]
+    Datasets(DatasetsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Spec files (YAML).
+    #[arg(required = true)]
+    pub specs: Vec<PathBuf>,
+    /// Print the expanded runs and their ids; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run again even when the store already has the run.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Spec files whose floors to enforce.
+    #[arg(required = true)]
+    pub specs: Vec<PathBuf>,
+    /// Print the verdicts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only runs of this spec name.
+    #[arg(long)]
+    pub spec: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// Run id (or a unique prefix).
+    pub run: String,
+    /// Print the raw JSON record.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DatasetsArgs {
+    #[command(subcommand)]
+    pub action: Option<DatasetsAction>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetsAction {
+    /// Download a dataset from its public source into the data directory, verifying its checksum.
+    #[command(after_help = "Examples:\n  bench datasets fetch sms\n  bench datasets fetch enron --data-dir /data\n  \
+        bench datasets fetch sms --base-url http://mirror.example/textbench\n\n\
+        sms: UCI's smsspamcollection zip; enron: the authors' enron1-6 tarballs.\n\
+        jigsaw and sms-kaggle need a Kaggle login: the command says how to get them.")]
+    Fetch(FetchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// sms, enron, jigsaw or sms-kaggle.
+    pub name: String,
+    /// Download from this mirror instead (files fetched as <base-url>/<file name>).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Download again even when a verified copy is present.
+    #[arg(long)]
+    pub force: bool,
+}

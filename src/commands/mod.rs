@@ -1,0 +1,38 @@
+//! One module per command; each returns the process exit code or an error for the CLI edge.
+
+mod check;
+mod datasets;
+mod list;
+mod run;
+mod show;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::progress::Progress;
+use crate::spec::Spec;
+
+pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Run(a) => run::run(a, g, progress),
+        Command::Check(a) => check::run(a, g),
+        Command::List(a) => list::run(a, g),
+        Command::Show(a) => show::run(a, g),
+        Command::Datasets(a) => datasets::run(a, g, progress),
+    }
+}
+
+/// Parses every spec before anything else happens, so one bad spec stops the whole command.
+fn load_specs(paths: &[std::path::PathBuf]) -> Result<Vec<Spec>> {
+    paths.iter().map(|p| Spec::load(p).map_err(anyhow::Error::from)).collect()
+}
+
+/// A metric value for tables; NaN (undefined) prints as a dash.
+fn fmt_metric(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "-".into()
+    }
+}

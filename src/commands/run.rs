@@ -1,0 +1,51 @@
+use anyhow::Result;
+
+use super::load_specs;
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::error::{EXIT_FAILED, EXIT_USAGE};
+use crate::progress::Progress;
+use crate::runner::{execute, plan, RunOptions};
+use crate::store::Store;
+
+pub fn run(args: &RunArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
+    let specs = load_specs(&args.specs)?;
+    let store = Store::new(&g.runs_dir);
+    let opts = RunOptions { data_dir: g.data_dir.clone(), force: args.force };
+    let plans = plan(&specs, &opts, &store, progress)?;
+    if plans.is_empty() {
+        eprintln!("error: the specs expand to no runs");
+        return Ok(EXIT_USAGE);
+    }
+    if args.dry_run {
+        println!("{:<16}  {:<7}  {:<20}  {:<12}  {:<6}  {:>5}  {:>6}/{:<6}  sweep", "id", "status", "spec", "dataset", "method", "seed", "train", "eval");
+        for p in &plans {
+            let point: Vec<String> = p.run.sweep_point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let status = if p.done && !args.force { "done" } else { "pending" };
+            println!(
+                "{:<16}  {:<7}  {:<20}  {:<12}  {:<6}  {:>5}  {:>6}/{:<6}  {}",
+                p.id,
+                status,
+                p.spec.name,
+                p.run.config.dataset.display_name(),
+                p.run.config.method.kind(),
+                p.run.config.seed,
+                p.data.summary.train.examples,
+                p.data.summary.eval.examples,
+                point.join(" ")
+            );
+        }
+        return Ok(0);
+    }
+    let outcome = execute(&plans, &opts, &store, progress)?;
+    if !g.quiet || outcome.failed > 0 {
+        eprintln!(
+            "{} run(s): {} ran, {} already done (skipped), {} failed; records in {}",
+            plans.len(),
+            outcome.ran,
+            outcome.skipped,
+            outcome.failed,
+            store.dir().display()
+        );
+    }
+    Ok(if outcome.failed > 0 { EXIT_FAILED } else { 0 })
+}

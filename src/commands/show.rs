@@ -1,0 +1,55 @@
+use anyhow::Result;
+
+use super::fmt_metric;
+use crate::cli::{GlobalArgs, ShowArgs};
+use crate::store::Store;
+
+pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
+    let r = Store::new(&g.runs_dir).find(&args.run)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(0);
+    }
+    println!("run        {}  ({:?})", r.id, r.status);
+    println!("spec       {} ({})", r.spec.name, r.spec.file);
+    if !r.sweep_point.is_empty() {
+        let p: Vec<String> = r.sweep_point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("sweep      {}", p.join(" "));
+    }
+    println!("method     {}", serde_json::to_string(&r.config.method)?);
+    println!("seed       {}", r.config.seed);
+    let d = &r.data;
+    println!("data       {}  fingerprint {}", d.name, &d.fingerprint[..16]);
+    println!(
+        "           {} loaded ({} positive), {} malformed rows, {} duplicates removed",
+        d.loaded.examples, d.loaded.positives, d.load_report.malformed_rows, d.duplicates_removed
+    );
+    println!("           train {} ({} positive), eval {} ({} positive)", d.train.examples, d.train.positives, d.eval.examples, d.eval.positives);
+    if let Some(err) = &r.error {
+        println!("error      {err}");
+    }
+    if let Some(m) = &r.metrics {
+        let iv = &m.intervals;
+        println!("accuracy   {}  [{} – {}]", fmt_metric(m.accuracy), fmt_metric(iv.accuracy.low), fmt_metric(iv.accuracy.high));
+        println!("precision  {}", fmt_metric(m.precision));
+        println!("recall     {}", fmt_metric(m.recall));
+        println!("f1         {}  [{} – {}]", fmt_metric(m.f1), fmt_metric(iv.f1.low), fmt_metric(iv.f1.high));
+        println!("auroc      {}  [{} – {}]", fmt_metric(m.auroc), fmt_metric(iv.auroc.low), fmt_metric(iv.auroc.high));
+        println!("avg prec   {}", fmt_metric(m.average_precision));
+        println!("log loss   {}", fmt_metric(m.log_loss));
+        let [[tn, fp], [fneg, tp]] = m.confusion_matrix;
+        println!("confusion  tn {tn}  fp {fp}  fn {fneg}  tp {tp}   (threshold {})", m.threshold);
+    }
+    let t = &r.timings;
+    println!("timings    load {:.2}s  fit {:.2}s  predict {:.2}s  evaluate {:.2}s", t.load_s, t.fit_s, t.predict_s, t.evaluate_s);
+    if let Some(p) = r.trainable_parameters {
+        println!("params     {p} trainable, {} fitted", r.fitted_parameters.unwrap_or(p));
+    }
+    if let Some(b) = r.peak_memory_bytes {
+        println!("memory     peak {:.1} MiB", b as f64 / (1024.0 * 1024.0));
+    }
+    let e = &r.environment;
+    println!("machine    {} ({} threads), {} {}, textbench {}{}", e.cpu, e.threads, e.os, e.arch, e.crate_version, e.git_commit.as_deref().map(|c| format!(" @ {c}")).unwrap_or_default());
+    println!("time       {} → {}", r.started_at, r.finished_at);
+    Ok(0)
+}

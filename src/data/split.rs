@@ -1,0 +1,274 @@
+//! Preparing a run's data: dedupe, cap, balance and split, all deterministic under the split seed.
+//!
+//! Each step draws from its own ChaCha stream of the seed, so changing one option (say, balancing)
+//! does not reshuffle what the others choose.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{Dataset, Loaded, LoadReport};
+use crate::error::DataError;
+use crate::spec::{Balance, DatasetConfig};
+
+/// Class counts of a set of examples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub examples: usize,
+    pub positives: usize,
+}
+
+impl Counts {
+    fn of(labels: &[bool]) -> Self {
+        Counts { examples: labels.len(), positives: labels.iter().filter(|&&l| l).count() }
+    }
+}
+
+/// Everything about the data of a run that goes into its record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    pub name: String,
+    pub files: Vec<String>,
+    /// SHA-256 of the loaded examples (labels and texts in order); with a test file, of both.
+    pub fingerprint: String,
+    pub loaded: Counts,
+    pub load_report: LoadReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_load_report: Option<LoadReport>,
+    pub duplicates_removed: usize,
+    pub train: Counts,
+    pub eval: Counts,
+}
+
+/// The examples a run trains and evaluates on.
+pub struct Prepared {
+    pub train_texts: Vec<String>,
+    pub train_labels: Vec<bool>,
+    pub eval_texts: Vec<String>,
+    pub eval_labels: Vec<bool>,
+    /// For each evaluation example, its index in the file it came from (the order of `Dataset`).
+    pub eval_index: Vec<usize>,
+    pub summary: DataSummary,
+}
+
+const STREAM_CAP: u64 = 1;
+const STREAM_BALANCE: u64 = 2;
+const STREAM_SPLIT: u64 = 3;
+
+fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r
+}
+
+/// Indices of the first occurrence of each distinct text.
+fn dedupe(ds: &Dataset) -> Vec<usize> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    (0..ds.len()).filter(|&i| seen.insert(ds.texts[i].as_str())).collect()
+}
+
+/// Splits `idx` by class: (negatives, positives).
+fn by_class(idx: &[usize], labels: &[bool]) -> [Vec<usize>; 2] {
+    let mut out = [Vec::new(), Vec::new()];
+    for &i in idx {
+        out[labels[i] as usize].push(i);
+    }
+    out
+}
+
+/// Keeps `n` of the indices, each class in proportion (largest remainder), chosen at random.
+fn stratified_sample(idx: &[usize], labels: &[bool], n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let classes = by_class(idx, labels);
+    let total = idx.len() as f64;
+    let mut quota: Vec<usize> = classes.iter().map(|c| (c.len() as f64 * n as f64 / total).floor() as usize).collect();
+    let mut short = n - quota.iter().sum::<usize>();
+    let mut order: Vec<usize> = vec![0, 1];
+    order.sort_by(|&a, &b| {
+        let ra = classes[a].len() as f64 * n as f64 / total - quota[a] as f64;
+        let rb = classes[b].len() as f64 * n as f64 / total - quota[b] as f64;
+        rb.total_cmp(&ra)
+    });
+    for c in order {
+        if short > 0 && quota[c] < classes[c].len() {
+            quota[c] += 1;
+            short -= 1;
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for (c, mut members) in classes.into_iter().enumerate() {
+        members.shuffle(rng);
+        out.extend_from_slice(&members[..quota[c]]);
+    }
+    out.sort_unstable();
+    out
+}
+
+pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataError> {
+    let ds = &loaded.main;
+    let name = cfg.display_name();
+    let unusable = |message: String| DataError::Unusable { name: name.clone(), message };
+    let seed = cfg.split.seed;
+
+    let mut idx: Vec<usize> = if cfg.dedupe { dedupe(ds) } else { (0..ds.len()).collect() };
+    let duplicates_removed = ds.len() - idx.len();
+    if let Some(max) = cfg.max_examples {
+        if idx.len() > max {
+            idx = stratified_sample(&idx, &ds.labels, max, &mut rng(seed, STREAM_CAP));
+        }
+    }
+    if let Some(Balance::Downsample) = cfg.balance {
+        let classes = by_class(&idx, &ds.labels);
+        let keep = classes[0].len().min(classes[1].len());
+        if keep == 0 {
+            return Err(unusable(format!("cannot balance by down-sampling: only one class among {} examples", idx.len())));
+        }
+        let mut r = rng(seed, STREAM_BALANCE);
+        let mut out = Vec::with_capacity(2 * keep);
+        for mut members in classes {
+            members.shuffle(&mut r);
+            out.extend_from_slice(&members[..keep]);
+        }
+        out.sort_unstable();
+        idx = out;
+    }
+
+    let (train, eval_ds, eval): (Vec<usize>, &Dataset, Vec<usize>) = match (&loaded.test, cfg.split.validation) {
+        (Some(test), _) => (idx, test, (0..test.len()).collect()),
+        (None, Some(fraction)) => {
+            let mut r = rng(seed, STREAM_SPLIT);
+            let groups: Vec<Vec<usize>> = if cfg.split.stratified { by_class(&idx, &ds.labels).to_vec() } else { vec![idx.clone()] };
+            let (mut train, mut eval) = (Vec::new(), Vec::new());
+            for mut g in groups {
+                g.shuffle(&mut r);
+                let n_eval = ((g.len() as f64) * fraction).round() as usize;
+                eval.extend_from_slice(&g[..n_eval]);
+                train.extend_from_slice(&g[n_eval..]);
+            }
+            train.sort_unstable();
+            eval.sort_unstable();
+            (train, ds, eval)
+        }
+        (None, None) => unreachable!("a resolved split has a validation fraction or a test file"),
+    };
+
+    let pick = |d: &Dataset, ix: &[usize]| -> (Vec<String>, Vec<bool>) {
+        (ix.iter().map(|&i| d.texts[i].clone()).collect(), ix.iter().map(|&i| d.labels[i]).collect())
+    };
+    let (train_texts, train_labels) = pick(ds, &train);
+    let (eval_texts, eval_labels) = pick(eval_ds, &eval);
+    for (what, labels) in [("training", &train_labels), ("evaluation", &eval_labels)] {
+        let c = Counts::of(labels);
+        if c.positives == 0 || c.positives == c.examples {
+            let only = if c.positives == 0 { "negative" } else { "positive" };
+            return Err(unusable(format!(
+                "the {what} split has only one class ({} examples, all {only}); both classes are needed. \
+                 Check the label mapping (positive: {:?}) or use a larger validation fraction",
+                c.examples, cfg.positive
+            )));
+        }
+    }
+    let fingerprint = match &loaded.test {
+        Some(t) => hex::encode(sha2::Sha256::digest(format!("{}+{}", ds.fingerprint(), t.fingerprint()))),
+        None => ds.fingerprint(),
+    };
+    let files = ds.files.iter().chain(loaded.test.iter().flat_map(|t| t.files.iter())).map(|p| p.display().to_string()).collect();
+    Ok(Prepared {
+        summary: DataSummary {
+            name,
+            files,
+            fingerprint,
+            loaded: Counts::of(&ds.labels),
+            load_report: ds.report.clone(),
+            test_load_report: loaded.test.as_ref().map(|t| t.report.clone()),
+            duplicates_removed,
+            train: Counts::of(&train_labels),
+            eval: Counts::of(&eval_labels),
+        },
+        train_texts,
+        train_labels,
+        eval_texts,
+        eval_labels,
+        eval_index: eval,
+    })
+}
+
+use sha2::Digest;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{DataSource, Encoding, FileFormat, SplitConfig};
+
+    fn cfg(validation: f64, seed: u64) -> DatasetConfig {
+        DatasetConfig {
+            source: DataSource::File { format: FileFormat::Csv, path: "x.csv".into() },
+            text_column: Some("t".into()),
+            label_column: Some("l".into()),
+            positive: vec!["1".into()],
+            negative: vec!["0".into()],
+            encoding: Encoding::Utf8,
+            split: SplitConfig { validation: Some(validation), test_file: None, stratified: true, seed },
+            balance: None,
+            dedupe: false,
+            max_examples: None,
+        }
+    }
+
+    fn data(n: usize, pos_every: usize) -> Loaded {
+        let mut ds = Dataset::default();
+        for i in 0..n {
+            ds.push(format!("text {i}"), i % pos_every == 0, i + 2);
+        }
+        ds.files.push("x.csv".into());
+        Loaded { main: ds, test: None }
+    }
+
+    #[test]
+    fn stratified_split_keeps_class_ratio_and_is_seeded() {
+        let d = data(1000, 10); // 100 positives
+        let a = prepare(&cfg(0.2, 1), &d).unwrap();
+        assert_eq!(a.summary.eval, Counts { examples: 200, positives: 20 });
+        assert_eq!(a.summary.train, Counts { examples: 800, positives: 80 });
+        let b = prepare(&cfg(0.2, 1), &d).unwrap();
+        assert_eq!(a.eval_index, b.eval_index);
+        let c = prepare(&cfg(0.2, 2), &d).unwrap();
+        assert_ne!(a.eval_index, c.eval_index);
+        // Disjoint and complete.
+        let mut all: Vec<String> = a.train_texts.iter().chain(&a.eval_texts).cloned().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 1000);
+    }
+
+    #[test]
+    fn balance_downsamples_the_majority() {
+        let d = data(1000, 4); // 250 positives
+        let mut c = cfg(0.1, 3);
+        c.balance = Some(Balance::Downsample);
+        let p = prepare(&c, &d).unwrap();
+        assert_eq!(p.summary.train.examples + p.summary.eval.examples, 500);
+        assert_eq!(p.summary.train.positives + p.summary.eval.positives, 250);
+        assert_eq!(p.summary.eval, Counts { examples: 50, positives: 25 });
+    }
+
+    #[test]
+    fn dedupe_and_cap() {
+        let mut d = data(100, 2);
+        d.main.push("text 3".into(), true, 200); // duplicate of an existing text
+        let mut c = cfg(0.5, 0);
+        c.dedupe = true;
+        c.max_examples = Some(50);
+        let p = prepare(&c, &d).unwrap();
+        assert_eq!(p.summary.duplicates_removed, 1);
+        assert_eq!(p.summary.train.examples + p.summary.eval.examples, 50);
+        assert_eq!(p.summary.train.positives + p.summary.eval.positives, 25);
+    }
+
+    #[test]
+    fn one_class_after_split_is_an_error() {
+        let d = data(50, 49); // 2 positives: 0 and 49
+        let err = prepare(&cfg(0.02, 0), &d).err().expect("eval has one example").to_string();
+        assert!(err.contains("only one class"), "{err}");
+    }
+}

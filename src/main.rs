@@ -1,0 +1,44 @@
+//! The CLI edge: parse arguments, set up logging and threads, run one command, map errors to exit codes
+//! (0 success, 1 failed runs or floors, 2 usage and input errors).
+
+use clap::Parser;
+use textbench::cli::Cli;
+use textbench::error::{is_usage_error, EXIT_FAILED, EXIT_USAGE};
+use textbench::progress::Progress;
+
+fn init_logging(verbose: u8, progress: &Progress) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress.log_writer()).with_target(false).init();
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let progress = Progress::new(cli.global.quiet);
+    init_logging(cli.global.verbose, &progress);
+    if let Some(n) = cli.global.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("error: cannot set {n} threads: {e}");
+            std::process::exit(EXIT_USAGE);
+        }
+    }
+    match textbench::commands::dispatch(cli, &progress) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::exit(if is_usage_error(&err) { EXIT_USAGE } else { EXIT_FAILED });
+        }
+    }
+}

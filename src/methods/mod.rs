@@ -1,0 +1,124 @@
+//! Methods: validated hyperparameters apart from fitted models, as in linfa. A method's parameters are
+//! a plain value deserialised from the spec; `fit` returns a separate [`Fitted`] model that predicts.
+//! A new method is one module plus one variant of [`MethodConfig`].
+
+pub mod lsa;
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::MethodError;
+use crate::progress::Progress;
+
+/// Texts and their labels (true = the positive class).
+#[derive(Debug, Clone, Copy)]
+pub struct Examples<'a> {
+    pub texts: &'a [String],
+    pub labels: &'a [bool],
+}
+
+/// What a method may use while fitting besides its training data.
+pub struct FitContext<'a> {
+    /// The run's seed: every random choice a method makes derives from it.
+    pub seed: u64,
+    pub progress: &'a Progress,
+}
+
+/// A fitted model.
+pub trait Fitted: Send + Sync {
+    /// Probability of the positive class for each text.
+    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<Vec<f64>, MethodError>;
+    /// Parameters fitted by gradient-based training (the classifier's weights).
+    fn trainable_parameters(&self) -> usize;
+    /// Every number the fitted model holds (for LSA: vocabulary IDF, SVD components and classifier).
+    fn fitted_parameters(&self) -> usize;
+    /// Method-specific facts worth keeping in the run record (vocabulary size, explained variance, ...).
+    fn details(&self) -> serde_json::Value;
+}
+
+/// A method and its hyperparameters, as written in a spec's `method:` section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MethodConfig {
+    Lsa(lsa::LsaParams),
+}
+
+/// The method kinds, for messages.
+pub const METHOD_KINDS: &[&str] = &["lsa"];
+
+impl MethodConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Lsa(_) => "lsa",
+        }
+    }
+
+    /// Checks value ranges; on error returns the offending key and a message.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            Self::Lsa(p) => p.validate(),
+        }
+    }
+
+    pub fn fit(&self, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
+        match self {
+            Self::Lsa(p) => Ok(Box::new(lsa::fit(p, train, ctx)?)),
+        }
+    }
+}
+
+/// Deserialises `{kind: lsa, <params>}`. When `kind` is the first key (as in every spec we write), the
+/// parameters are read straight from the YAML stream so that an unknown or mistyped parameter is reported
+/// at its own line and column; otherwise the section is buffered and read without positions.
+impl<'de> Deserialize<'de> for MethodConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(MethodVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum MethodKind {
+    Lsa,
+}
+
+struct MethodVisitor;
+
+impl<'de> Visitor<'de> for MethodVisitor {
+    type Value = MethodConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a method mapping with `kind` (one of: {})", METHOD_KINDS.join(", "))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MethodConfig, A::Error> {
+        let first: Option<String> = map.next_key()?;
+        match first.as_deref() {
+            None => Err(de::Error::custom(format!("the method needs `kind` (one of: {})", METHOD_KINDS.join(", ")))),
+            Some("kind") => {
+                let kind: MethodKind = map.next_value()?;
+                let rest = de::value::MapAccessDeserializer::new(map);
+                Ok(match kind {
+                    MethodKind::Lsa => MethodConfig::Lsa(lsa::LsaParams::deserialize(rest)?),
+                })
+            }
+            Some(first) => {
+                let mut buffered = serde_json::Map::new();
+                buffered.insert(first.to_string(), map.next_value()?);
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    buffered.insert(k, v);
+                }
+                let kind = buffered.remove("kind").ok_or_else(|| {
+                    de::Error::custom(format!("the method needs `kind` (one of: {})", METHOD_KINDS.join(", ")))
+                })?;
+                let kind: MethodKind = serde_json::from_value(kind).map_err(de::Error::custom)?;
+                let rest = serde_json::Value::Object(buffered);
+                Ok(match kind {
+                    MethodKind::Lsa => MethodConfig::Lsa(serde_json::from_value(rest).map_err(de::Error::custom)?),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Experiment specs: the YAML schema, its validation, and the expansion of seeds and sweeps into
+//! fully resolved [`RunConfig`]s.
+//!
+//! Every section denies unknown keys, and every error names the file, line and column. Defaults are
+//! filled in here, once, so a `RunConfig` is canonical: the same experiment always hashes to the same id.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Position, SpecError};
+use crate::methods::MethodConfig;
+use crate::metrics::FloorMetric;
+
+/// A spec file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    name: Option<String>,
+    #[allow(dead_code)] // documentation for humans; kept so it is not an unknown key
+    description: Option<String>,
+    dataset: DatasetSpec,
+    method: MethodConfig,
+    #[serde(default = "default_seeds")]
+    seeds: Vec<u64>,
+    #[serde(default)]
+    sweep: serde_yaml::Mapping,
+    #[serde(default)]
+    floors: BTreeMap<FloorMetric, f64>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// The named datasets textbench knows how to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetName {
+    Sms,
+    SmsKaggle,
+    Enron,
+    Jigsaw,
+}
+
+impl DatasetName {
+    pub const ALL: [DatasetName; 4] = [Self::Sms, Self::SmsKaggle, Self::Enron, Self::Jigsaw];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::SmsKaggle => "sms-kaggle",
+            Self::Enron => "enron",
+            Self::Jigsaw => "jigsaw",
+        }
+    }
+}
+
+/// Generic file formats with named columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    Tsv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    #[default]
+    #[serde(alias = "utf8")]
+    Utf8,
+    /// Latin-1 as browsers read it (Windows-1252), which is what files labelled latin-1 really hold.
+    #[serde(alias = "latin1", alias = "windows-1252", alias = "cp1252")]
+    Latin1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    /// Down-sample every class to the size of the smallest.
+    Downsample,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatasetSpec {
+    name: Option<DatasetName>,
+    format: Option<FileFormat>,
+    path: Option<String>,
+    parts: Option<Vec<u8>>,
+    text_column: Option<String>,
+    label_column: Option<String>,
+    positive: Option<OneOrMany>,
+    negative: Option<OneOrMany>,
+    encoding: Option<Encoding>,
+    #[serde(default)]
+    split: SplitSpec,
+    balance: Option<Balance>,
+    #[serde(default)]
+    dedupe: bool,
+    max_examples: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SplitSpec {
+    validation: Option<f64>,
+    test_file: Option<String>,
+    stratified: Option<bool>,
+    seed: Option<u64>,
+}
+
+/// Where the data comes from, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "kebab-case")]
+pub enum DataSource {
+    /// A named dataset under the data directory; `path` overrides its default location (relative to the
+    /// data directory), `parts` selects Enron's enron1–6.
+    Named {
+        name: DatasetName,
+        path: Option<String>,
+        parts: Vec<u8>,
+    },
+    /// A generic file; a relative `path` is relative to the spec file's folder.
+    File { format: FileFormat, path: String },
+}
+
+/// How the data is split into training and evaluation examples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitConfig {
+    /// Fraction held out for evaluation; `None` when a separate test file is used.
+    pub validation: Option<f64>,
+    /// A separate evaluation file (same format and columns as the training data).
+    pub test_file: Option<String>,
+    pub stratified: bool,
+    pub seed: u64,
+}
+
+/// A dataset section with every default filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetConfig {
+    #[serde(flatten)]
+    pub source: DataSource,
+    pub text_column: Option<String>,
+    pub label_column: Option<String>,
+    /// Label values that mean the positive class (spam, toxic).
+    pub positive: Vec<String>,
+    /// Label values that mean the negative class; empty means "every other value".
+    pub negative: Vec<String>,
+    pub encoding: Encoding,
+    pub split: SplitConfig,
+    pub balance: Option<Balance>,
+    pub dedupe: bool,
+    pub max_examples: Option<usize>,
+}
+
+impl DatasetConfig {
+    /// A short human name: `sms`, `enron[1,2]`, `csv:data/x.csv`.
+    pub fn display_name(&self) -> String {
+        match &self.source {
+            DataSource::Named { name: DatasetName::Enron, parts, .. } if parts.len() != 6 => {
+                let p: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+                format!("enron[{}]", p.join(","))
+            }
+            DataSource::Named { name, .. } => name.as_str().to_string(),
+            DataSource::File { path, .. } => {
+                Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.clone())
+            }
+        }
+    }
+}
+
+/// One run: a pure function of this value. Its canonical JSON is hashed into the run id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub spec: String,
+    pub dataset: DatasetConfig,
+    pub method: MethodConfig,
+    pub seed: u64,
+}
+
+/// A parsed, validated spec, ready to expand.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub path: PathBuf,
+    pub floors: BTreeMap<FloorMetric, f64>,
+    pub runs: Vec<PlannedRun>,
+}
+
+/// One expanded run of a spec, with the sweep point that produced it (for display).
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    pub config: RunConfig,
+    pub sweep_point: BTreeMap<String, serde_json::Value>,
+}
+
+impl Spec {
+    /// The folder that relative generic paths are resolved against.
+    pub fn dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let src = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(path, &src)
+    }
+
+    pub fn parse(path: &Path, src: &str) -> Result<Spec, SpecError> {
+        let invalid = |pos: Option<Position>, message: String| SpecError::Invalid { path: path.to_path_buf(), pos, message };
+        let file: SpecFile = serde_yaml::from_str(src).map_err(|e| {
+            let pos = e.location().map(|l| Position { line: l.line(), column: l.column() });
+            invalid(pos, clean_yaml_message(&e.to_string()))
+        })?;
+        let locate = |keys: &[&str]| locate_key(src, keys);
+
+        let name = match &file.name {
+            Some(n) if n.trim().is_empty() => return Err(invalid(locate(&["name"]), "`name` is empty".into())),
+            Some(n) => n.clone(),
+            None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "spec".into()),
+        };
+        let dataset = resolve_dataset(file.dataset).map_err(|(keys, msg)| invalid(locate(&keys), msg))?;
+        file.method.validate().map_err(|(key, msg)| invalid(locate(&["method", key]), msg))?;
+        if file.seeds.is_empty() {
+            return Err(invalid(locate(&["seeds"]), "`seeds` is empty: give at least one seed".into()));
+        }
+        for (metric, floor) in &file.floors {
+            if !(0.0..=1.0).contains(floor) {
+                return Err(invalid(
+                    locate(&["floors", metric.as_str()]),
+                    format!("floor for {} is {floor}; floors are between 0 and 1", metric.as_str()),
+                ));
+            }
+        }
+
+        let base = RunConfig { spec: name.clone(), dataset, method: file.method, seed: 0 };
+        let points = expand_sweep(&base, &file.sweep).map_err(|(key, msg)| invalid(locate(&["sweep", &key]), msg))?;
+        let mut runs = Vec::new();
+        for (config, point) in points {
+            for &seed in &file.seeds {
+                runs.push(PlannedRun { config: RunConfig { seed, ..config.clone() }, sweep_point: point.clone() });
+            }
+        }
+        Ok(Spec { name, path: path.to_path_buf(), floors: file.floors, runs })
+    }
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the position is printed separately.
+fn clean_yaml_message(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+type FieldError = (Vec<&'static str>, String);
+
+fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
+    let err = |keys: &[&'static str], msg: String| Err((keys.to_vec(), msg));
+    let named_names = DatasetName::ALL.map(|n| n.as_str()).join(", ");
+    let source = match (d.name, d.format) {
+        (Some(_), Some(_)) => return err(&["dataset", "format"], "give either `name` (a known dataset) or `format` (a generic file), not both".into()),
+        (None, None) => {
+            return err(&["dataset"], format!("the dataset needs `name` (one of {named_names}) or `format` (csv, tsv, jsonl) with a `path`"))
+        }
+        (Some(name), None) => {
+            let parts = match (name, d.parts) {
+                (DatasetName::Enron, None) => vec![1, 2, 3, 4, 5, 6],
+                (DatasetName::Enron, Some(mut p)) => {
+                    if p.is_empty() || p.iter().any(|x| !(1..=6).contains(x)) {
+                        return err(&["dataset", "parts"], "Enron `parts` must be a non-empty list of numbers from 1 to 6".into());
+                    }
+                    p.sort_unstable();
+                    p.dedup();
+                    p
+                }
+                (_, Some(_)) => return err(&["dataset", "parts"], "`parts` applies only to the enron dataset".into()),
+                (_, None) => vec![],
+            };
+            DataSource::Named { name, path: d.path, parts }
+        }
+        (None, Some(format)) => match d.path {
+            Some(path) => DataSource::File { format, path },
+            None => return err(&["dataset", "format"], format!("a {format:?} dataset needs a `path`").to_lowercase()),
+        },
+    };
+
+    // Column and label defaults per source; generic files must say which columns to read.
+    let (text_default, label_default, pos_default, neg_default): (Option<&str>, Option<&str>, &[&str], &[&str]) = match &source {
+        DataSource::Named { name: DatasetName::Sms, .. } => (None, None, &["spam"], &["ham"]),
+        DataSource::Named { name: DatasetName::SmsKaggle, .. } => (Some("v2"), Some("v1"), &["spam"], &["ham"]),
+        DataSource::Named { name: DatasetName::Enron, .. } => (None, None, &["spam"], &["ham"]),
+        DataSource::Named { name: DatasetName::Jigsaw, .. } => (Some("comment_text"), Some("toxic"), &["1"], &["0"]),
+        DataSource::File { .. } => (None, None, &["1"], &["0"]),
+    };
+    let generic = matches!(source, DataSource::File { .. });
+    let text_column = d.text_column.or(text_default.map(String::from));
+    let label_column = d.label_column.or(label_default.map(String::from));
+    if generic && text_column.is_none() {
+        return err(&["dataset"], "a generic dataset needs `text_column`".into());
+    }
+    if generic && label_column.is_none() {
+        return err(&["dataset"], "a generic dataset needs `label_column`".into());
+    }
+    let positive = d.positive.map(OneOrMany::into_vec).unwrap_or_else(|| pos_default.iter().map(|s| s.to_string()).collect());
+    let negative = d.negative.map(OneOrMany::into_vec).unwrap_or_else(|| neg_default.iter().map(|s| s.to_string()).collect());
+    if positive.is_empty() {
+        return err(&["dataset", "positive"], "`positive` needs at least one label value".into());
+    }
+    if let Some(both) = positive.iter().find(|p| negative.contains(p)) {
+        return err(&["dataset", "negative"], format!("label value {both:?} is listed as both positive and negative"));
+    }
+    let encoding = match (&source, d.encoding) {
+        (_, Some(e)) => e,
+        (DataSource::Named { name: DatasetName::SmsKaggle, .. }, None) => Encoding::Latin1,
+        _ => Encoding::Utf8,
+    };
+
+    let s = d.split;
+    let validation = match (s.validation, &s.test_file) {
+        (Some(_), Some(_)) => return err(&["dataset", "split", "test_file"], "give either `validation` (a fraction to hold out) or `test_file`, not both".into()),
+        (Some(v), None) => {
+            if !(v > 0.0 && v < 1.0) {
+                return err(&["dataset", "split", "validation"], format!("validation fraction is {v}; it must be between 0 and 1 (exclusive), e.g. 0.2"));
+            }
+            Some(v)
+        }
+        (None, Some(_)) => None,
+        (None, None) => Some(0.2),
+    };
+    if let Some(0) = d.max_examples {
+        return err(&["dataset", "max_examples"], "`max_examples` must be at least 2".into());
+    }
+    Ok(DatasetConfig {
+        source,
+        text_column,
+        label_column,
+        positive,
+        negative,
+        encoding,
+        split: SplitConfig { validation, test_file: s.test_file, stratified: s.stratified.unwrap_or(true), seed: s.seed.unwrap_or(42) },
+        balance: d.balance,
+        dedupe: d.dedupe,
+        max_examples: d.max_examples,
+    })
+}
+
+/// Expands `sweep:` (dotted path → list of values) into the grid of configs, in the order the keys are written.
+fn expand_sweep(
+    base: &RunConfig,
+    sweep: &serde_yaml::Mapping,
+) -> Result<Vec<(RunConfig, BTreeMap<String, serde_json::Value>)>, (String, String)> {
+    let base_json = serde_json::to_value(base).expect("a RunConfig serialises");
+    let mut grid: Vec<(serde_json::Value, BTreeMap<String, serde_json::Value>)> = vec![(base_json, BTreeMap::new())];
+    for (key, values) in sweep {
+        let key = key.as_str().ok_or_else(|| ("".to_string(), "sweep keys are dotted paths such as method.components".to_string()))?.to_string();
+        let values = values.as_sequence().filter(|v| !v.is_empty()).ok_or_else(|| (key.clone(), format!("sweep `{key}` needs a non-empty list of values")))?;
+        let path: Vec<&str> = key.split('.').collect();
+        if !matches!(path.first(), Some(&"method") | Some(&"dataset")) || path.len() < 2 || path.get(1) == Some(&"kind") {
+            return Err((key.clone(), format!("sweep key `{key}` must be a path under method or dataset, e.g. method.components or dataset.split.seed")));
+        }
+        let mut next = Vec::new();
+        for (cfg, point) in &grid {
+            for v in values {
+                let v: serde_json::Value = serde_json::to_value(v).map_err(|e| (key.clone(), format!("sweep `{key}`: {e}")))?;
+                let mut cfg = cfg.clone();
+                let slot = json_path_mut(&mut cfg, &path).ok_or_else(|| {
+                    (key.clone(), format!("sweep `{key}`: no such setting; the settings under {} are: {}", path[0], settings_list(&base_settings(base, path[0]))))
+                })?;
+                *slot = v.clone();
+                let mut point = point.clone();
+                point.insert(key.clone(), v);
+                next.push((cfg, point));
+            }
+        }
+        grid = next;
+    }
+    grid.into_iter()
+        .map(|(cfg, point)| {
+            let config: RunConfig = serde_json::from_value(cfg).map_err(|e| {
+                let key = point.keys().last().cloned().unwrap_or_default();
+                (key, format!("sweep value does not fit: {e}"))
+            })?;
+            config.method.validate().map_err(|(k, msg)| (point.keys().find(|p| p.ends_with(k)).cloned().unwrap_or_default(), msg))?;
+            Ok((config, point))
+        })
+        .collect()
+}
+
+fn base_settings(base: &RunConfig, section: &str) -> serde_json::Value {
+    let v = serde_json::to_value(base).expect("a RunConfig serialises");
+    v.get(section).cloned().unwrap_or_default()
+}
+
+fn settings_list(v: &serde_json::Value) -> String {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        if let serde_json::Value::Object(m) = v {
+            for (k, v) in m {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                if v.is_object() {
+                    walk(&p, v, out)
+                } else if k != "kind" {
+                    out.push(p)
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out.join(", ")
+}
+
+fn json_path_mut<'a>(v: &'a mut serde_json::Value, path: &[&str]) -> Option<&'a mut serde_json::Value> {
+    let mut cur = v;
+    for seg in path {
+        cur = cur.as_object_mut()?.get_mut(*seg)?;
+    }
+    Some(cur)
+}
+
+/// Finds where a key path (`dataset`, `split`, `validation`) is written in block-style YAML, so that
+/// errors found after parsing (out-of-range values, conflicting keys) still point at a line and column.
+pub fn locate_key(src: &str, keys: &[&str]) -> Option<Position> {
+    let mut parent_indent: Option<usize> = None;
+    let mut start = 0usize;
+    let lines: Vec<&str> = src.lines().collect();
+    let mut found = None;
+    for key in keys {
+        found = None;
+        for (i, line) in lines.iter().enumerate().skip(start) {
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let indent = line.len() - trimmed.len();
+            if i > start && parent_indent.is_some_and(|p| indent <= p) {
+                break; // left the parent's block
+            }
+            let body = trimmed.trim_start_matches("- ");
+            let matches_key = body.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'))
+                || body.strip_prefix(&format!("\"{key}\"")).is_some_and(|rest| rest.starts_with(':'));
+            if matches_key && parent_indent.is_none_or(|p| indent > p) {
+                found = Some((i, indent + (trimmed.len() - body.len())));
+                break;
+            }
+        }
+        let (i, indent) = found?;
+        parent_indent = Some(indent);
+        start = i;
+    }
+    found.map(|(i, col)| Position { line: i + 1, column: col + 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "dataset:\n  name: sms\n  split:\n    validation: 0.2\nmethod:\n  kind: lsa\n  components: 50\n";
+
+    #[test]
+    fn parses_and_fills_defaults() {
+        let spec = Spec::parse(Path::new("x.yaml"), BASE).unwrap();
+        assert_eq!(spec.name, "x");
+        assert_eq!(spec.runs.len(), 1);
+        let c = &spec.runs[0].config;
+        assert_eq!(c.dataset.split.seed, 42);
+        assert!(c.dataset.split.stratified);
+        assert_eq!(c.dataset.positive, vec!["spam"]);
+    }
+
+    #[test]
+    fn sweep_and_seeds_expand_as_a_grid() {
+        let src = format!("{BASE}seeds: [1, 2]\nsweep:\n  method.components: [10, 20, 30]\n  dataset.split.seed: [7, 8]\n");
+        let spec = Spec::parse(Path::new("x.yaml"), &src).unwrap();
+        assert_eq!(spec.runs.len(), 12);
+        let mut seen: Vec<_> = spec.runs.iter().map(|r| serde_json::to_string(&r.config).unwrap()).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 12, "every grid point is a distinct config");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_column() {
+        let src = "dataset:\n  name: sms\n  bogus: 1\nmethod:\n  kind: lsa\n";
+        let err = Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:3:3: unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_method_param_names_line() {
+        let src = "dataset:\n  name: sms\nmethod:\n  kind: lsa\n  componentz: 3\n";
+        let err = Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:5:3: unknown field `componentz`"), "{err}");
+        assert!(err.contains("components"), "lists the valid keys: {err}");
+    }
+
+    #[test]
+    fn out_of_range_is_located() {
+        let src = BASE.replace("0.2", "1.5");
+        let err = Spec::parse(Path::new("s.yaml"), &src).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:4:5: validation fraction is 1.5"), "{err}");
+    }
+
+    #[test]
+    fn bad_sweep_key_lists_settings() {
+        let src = format!("{BASE}sweep:\n  method.nope: [1]\n");
+        let err = Spec::parse(Path::new("s.yaml"), &src).unwrap_err().to_string();
+        assert!(err.contains("s.yaml:9:3") && err.contains("components"), "{err}");
+    }
+
+    #[test]
+    fn locate_key_respects_nesting() {
+        let src = "a:\n  seed: 1\nb:\n  c:\n    seed: 2\n";
+        assert_eq!(locate_key(src, &["b", "c", "seed"]), Some(Position { line: 5, column: 5 }));
+        assert_eq!(locate_key(src, &["a", "seed"]), Some(Position { line: 2, column: 3 }));
+        assert_eq!(locate_key(src, &["a", "c"]), None);
+    }
+}

@@ -1,0 +1,193 @@
+//! The run store: one JSON record per run in a folder. It is the only interface between training and
+//! everything after it (`list`, `show`, `check`, `report`), so records carry everything needed to
+//! trust and redo a run. Writes are atomic: a killed process leaves either the whole record or none.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::split::DataSummary;
+use crate::environment::Environment;
+use crate::error::StoreError;
+use crate::metrics::{Curves, Metrics};
+use crate::spec::RunConfig;
+
+/// Bumped when the record layout changes incompatibly.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The code version that goes into run ids: a new release re-runs what it may compute differently.
+pub const CODE_VERSION: &str = concat!("textbench ", env!("CARGO_PKG_VERSION"));
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Ok,
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Reading and preparing the data (shared by the runs on the same data in one invocation).
+    pub load_s: f64,
+    pub fit_s: f64,
+    pub predict_s: f64,
+    pub evaluate_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Index of the example in the file it came from (after malformed rows were skipped).
+    pub index: usize,
+    pub label: bool,
+    pub probability: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecRef {
+    pub name: String,
+    pub file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema: u32,
+    pub id: String,
+    /// Hash of the resolved config alone: the same experiment on other data or code shares it.
+    pub config_hash: String,
+    pub code_version: String,
+    pub status: RunStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub spec: SpecRef,
+    pub sweep_point: BTreeMap<String, serde_json::Value>,
+    pub config: RunConfig,
+    pub data: DataSummary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curves: Option<Curves>,
+    pub timings: Timings,
+    /// Training examples per second of fitting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_samples_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainable_parameters: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted_parameters: Option<usize>,
+    #[serde(default)]
+    pub method_details: serde_json::Value,
+    /// Peak resident memory of the process during the run, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
+    pub environment: Environment,
+    pub started_at: String,
+    pub finished_at: String,
+    pub predictions: Vec<Prediction>,
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// Hash of the canonical JSON of a resolved config (struct fields serialise in a fixed order).
+pub fn config_hash(config: &RunConfig) -> String {
+    short_hash(serde_json::to_string(config).expect("a RunConfig serialises").as_bytes())
+}
+
+/// The run id: config, data fingerprint and code version.
+pub fn run_id(config: &RunConfig, fingerprint: &str) -> String {
+    let canonical = serde_json::json!({ "config": config, "data": fingerprint, "code": CODE_VERSION });
+    short_hash(canonical.to_string().as_bytes())
+}
+
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(dir: &Path) -> Store {
+        Store { dir: dir.to_path_buf() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path_of(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let path = self.path_of(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::Corrupt { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
+    /// Writes a record: temporary file in the same folder, fsync, rename, fsync the folder.
+    pub fn put(&self, record: &RunRecord) -> Result<PathBuf, StoreError> {
+        let dest = self.path_of(&record.id);
+        let io = |source| StoreError::Io { path: dest.clone(), source };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".json").tempfile_in(&self.dir).map_err(io)?;
+        let json = serde_json::to_vec_pretty(record).expect("a record serialises");
+        tmp.write_all(&json).map_err(io)?;
+        tmp.write_all(b"\n").map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        tmp.persist(&dest).map_err(|e| io(e.error))?;
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all(); // the rename itself durable; not every filesystem allows it
+        }
+        Ok(dest)
+    }
+
+    /// Every record in the store, oldest first. Unreadable files are returned as errors beside them.
+    pub fn list(&self) -> Result<(Vec<RunRecord>, Vec<StoreError>), StoreError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
+            Err(source) => return Err(StoreError::Io { path: self.dir.clone(), source }),
+        };
+        let paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        let parsed: Vec<Result<RunRecord, StoreError>> = paths
+            .par_iter()
+            .map(|p| {
+                let bytes = std::fs::read(p).map_err(|source| StoreError::Io { path: p.clone(), source })?;
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path: p.clone(), source })
+            })
+            .collect();
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        for r in parsed {
+            match r {
+                Ok(rec) => ok.push(rec),
+                Err(e) => bad.push(e),
+            }
+        }
+        ok.sort_by(|a: &RunRecord, b| a.finished_at.cmp(&b.finished_at).then_with(|| a.id.cmp(&b.id)));
+        Ok((ok, bad))
+    }
+
+    /// The record whose id starts with `prefix` (ids are long; a unique prefix is enough).
+    pub fn find(&self, prefix: &str) -> Result<RunRecord, StoreError> {
+        if let Some(r) = self.get(prefix).ok().flatten() {
+            return Ok(r);
+        }
+        let (records, _) = self.list()?;
+        let mut matches: Vec<RunRecord> = records.into_iter().filter(|r| r.id.starts_with(prefix)).collect();
+        match matches.len() {
+            0 => Err(StoreError::NotFound { query: prefix.to_string(), dir: self.dir.clone() }),
+            1 => Ok(matches.remove(0)),
+            _ => Err(StoreError::Ambiguous { query: prefix.to_string(), dir: self.dir.clone(), ids: matches.into_iter().map(|r| r.id).collect() }),
+        }
+    }
+}
