@@ -17,7 +17,25 @@ fn init_logging(verbose: u8, progress: &Progress) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress.log_writer()).with_target(false).init();
 }
 
+/// glibc returns large freed blocks to the kernel (mmap/munmap, heap trimming), so a numeric loop that
+/// allocates a fresh matrix per step pays page faults for every one: measured, sys time equalled user
+/// time. Keeping freed memory in the heap for reuse removes that cost (FINDINGS.md measured the same for
+/// candle). The numbers are upper bounds on what is kept, not allocations.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn main() {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

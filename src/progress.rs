@@ -9,12 +9,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Clone)]
 pub struct Progress {
     multi: MultiProgress,
+    quiet: bool,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Self {
         let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-        Progress { multi: MultiProgress::with_draw_target(target) }
+        Progress { multi: MultiProgress::with_draw_target(target), quiet }
     }
 
     /// A progress handle that draws nothing (library use, tests).
@@ -58,8 +59,11 @@ impl Progress {
         self.multi.add(bar)
     }
 
-    /// Prints a line above the bars (or plainly when they are hidden).
+    /// Prints a status line above the bars (plainly when they are hidden; not at all with --quiet).
     pub fn println(&self, line: impl AsRef<str>) {
+        if self.quiet {
+            return;
+        }
         if self.multi.is_hidden() {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{}", line.as_ref());

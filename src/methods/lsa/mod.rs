@@ -49,6 +49,8 @@ pub struct LsaParams {
     pub c: f64,
     pub class_weight: ClassWeight,
     pub max_iterations: u64,
+    /// Stop when the gradient of the mean loss is smaller than this (scikit-learn's `tol`).
+    pub tolerance: f64,
 }
 
 impl Default for LsaParams {
@@ -66,6 +68,7 @@ impl Default for LsaParams {
             c: 1.0,
             class_weight: ClassWeight::None,
             max_iterations: 300,
+            tolerance: 1e-4,
         }
     }
 }
@@ -90,6 +93,9 @@ impl LsaParams {
         }
         if !(self.c > 0.0 && self.c.is_finite()) {
             return Err(("C", format!("C is {}; it must be a positive number", self.c)));
+        }
+        if !(self.tolerance > 0.0 && self.tolerance.is_finite()) {
+            return Err(("tolerance", format!("tolerance is {}; it must be a positive number", self.tolerance)));
         }
         if self.max_iterations < 1 {
             return Err(("max_iterations", "max_iterations must be at least 1".into()));
@@ -134,13 +140,15 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
         sublinear_tf: p.sublinear_tf,
         lowercase: p.lowercase,
     };
+    let started = std::time::Instant::now();
     let bar = ctx.progress.bar(train.texts.len() as u64, "tf-idf", "docs");
     let (tfidf, x) = Tfidf::fit_transform(train.texts, opts, &|| bar.inc(1));
     bar.finish_and_clear();
     if tfidf.vocabulary_size() == 0 {
         return Err(MethodError::Numerical("the vocabulary is empty: no training document has a token of two or more word characters (check min_df / max_df)".into()));
     }
-    tracing::debug!(vocabulary = tfidf.vocabulary_size(), nnz = x.nnz(), "tf-idf fitted");
+    tracing::debug!(vocabulary = tfidf.vocabulary_size(), nnz = x.nnz(), seconds = started.elapsed().as_secs_f64(), "tf-idf fitted");
+    let started = std::time::Instant::now();
 
     let bar = ctx.progress.bar(p.svd_iterations as u64 + 2, "truncated svd", "steps");
     let svd = svd::fit(
@@ -151,13 +159,23 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
     bar.finish_and_clear();
     let z = svd.transform(&x);
     let explained_variance = svd::explained_variance_ratio(&x, &z);
+    tracing::debug!(components = svd.n_components(), seconds = started.elapsed().as_secs_f64(), "truncated svd fitted");
+    let started = std::time::Instant::now();
 
     let spinner = ctx.progress.spinner("logistic regression");
     let (mult, alpha_scale) = class_multiplicity(train.labels, p.class_weight);
     let (records, targets) = repeat_rows(&z, train.labels, mult);
     let dataset = Dataset::new(records, targets);
-    let classifier = LogisticRegression::default().alpha(alpha_scale / p.c).max_iterations(p.max_iterations).fit(&dataset)?;
+    // linfa minimises the summed loss; scaling the tolerance by the row count makes it a tolerance on the
+    // mean loss's gradient, the criterion scikit-learn's `tol` sets.
+    let tolerance = p.tolerance * dataset.nsamples() as f64;
+    let classifier = LogisticRegression::default()
+        .alpha(alpha_scale / p.c)
+        .max_iterations(p.max_iterations)
+        .gradient_tolerance(tolerance)
+        .fit(&dataset)?;
     spinner.finish_and_clear();
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "logistic regression fitted");
     Ok(FittedLsa { tfidf, svd, classifier, explained_variance })
 }
 
@@ -177,7 +195,10 @@ impl Fitted for FittedLsa {
         let x = self.tfidf.transform(texts, &|| bar.inc(1));
         bar.finish_and_clear();
         let z = self.svd.transform(&x);
-        Ok(self.classifier.predict_probabilities(&z).to_vec())
+        // linfa's "positive" class is the more frequent class in training, not `true`: map explicitly.
+        let p = self.classifier.predict_probabilities(&z);
+        let positive_is_true = self.classifier.labels().pos.class;
+        Ok(p.iter().map(|&p| if positive_is_true { p } else { 1.0 - p }).collect())
     }
 
     fn trainable_parameters(&self) -> usize {
