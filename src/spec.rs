@@ -66,13 +66,12 @@ pub enum FileFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     #[default]
-    #[serde(alias = "utf8")]
+    #[serde(rename = "utf-8", alias = "utf8")]
     Utf8,
     /// Latin-1 as browsers read it (Windows-1252), which is what files labelled latin-1 really hold.
-    #[serde(alias = "latin1", alias = "windows-1252", alias = "cp1252")]
+    #[serde(rename = "latin-1", alias = "latin1", alias = "windows-1252", alias = "cp1252")]
     Latin1,
 }
 
@@ -263,10 +262,14 @@ impl Spec {
     }
 }
 
-/// serde_yaml appends " at line L column C" to its messages; the position is printed separately.
+/// serde_yaml puts " at line L column C" inside its messages; the position is printed in front instead.
 fn clean_yaml_message(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
+    let Some(start) = msg.find(" at line ") else { return msg.to_string() };
+    let rest = &msg[start + " at line ".len()..];
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let after_line = &rest[digits(rest)..];
+    match after_line.strip_prefix(" column ") {
+        Some(col) => format!("{}{}", &msg[..start], &col[digits(col)..]),
         None => msg.to_string(),
     }
 }
@@ -501,14 +504,14 @@ mod tests {
     fn unknown_key_names_line_and_column() {
         let src = "dataset:\n  name: sms\n  bogus: 1\nmethod:\n  kind: lsa\n";
         let err = Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
-        assert!(err.starts_with("s.yaml:3:3: unknown field `bogus`"), "{err}");
+        assert!(err.starts_with("s.yaml:3:3: dataset: unknown field `bogus`"), "{err}");
     }
 
     #[test]
     fn unknown_method_param_names_line() {
         let src = "dataset:\n  name: sms\nmethod:\n  kind: lsa\n  componentz: 3\n";
         let err = Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
-        assert!(err.starts_with("s.yaml:5:3: unknown field `componentz`"), "{err}");
+        assert!(err.starts_with("s.yaml:5:3: method: unknown field `componentz`"), "{err}");
         assert!(err.contains("components"), "lists the valid keys: {err}");
     }
 
@@ -524,6 +527,13 @@ mod tests {
         let src = format!("{BASE}sweep:\n  method.nope: [1]\n");
         let err = Spec::parse(Path::new("s.yaml"), &src).unwrap_err().to_string();
         assert!(err.contains("s.yaml:9:3") && err.contains("components"), "{err}");
+    }
+
+    #[test]
+    fn yaml_messages_lose_their_inline_position() {
+        assert_eq!(clean_yaml_message("found x at line 5 column 1, while scanning"), "found x, while scanning");
+        assert_eq!(clean_yaml_message("unknown field `a` at line 2 column 3"), "unknown field `a`");
+        assert_eq!(clean_yaml_message("no position here"), "no position here");
     }
 
     #[test]

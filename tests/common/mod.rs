@@ -1,0 +1,106 @@
+//! Helpers shared by the end-to-end tests: a temporary project with a data dir and a runs dir, and
+//! the `bench` binary pointed at them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.path().join("runs")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    /// `bench` with this sandbox's data and runs dirs, quiet, in the sandbox folder.
+    pub fn bench(&self) -> Command {
+        let mut cmd = Command::cargo_bin("bench").expect("bench binary");
+        cmd.current_dir(self.path())
+            .env("BENCH_DATA_DIR", self.data_dir())
+            .env("BENCH_RUNS_DIR", self.runs_dir())
+            .env_remove("BENCH_THREADS")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Record files in the runs dir (not temporary files).
+    pub fn records(&self) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(self.runs_dir()) else { return vec![] };
+        let mut v: Vec<PathBuf> = rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Nothing at all in the runs dir (it may not even exist).
+    pub fn runs_dir_is_empty(&self) -> bool {
+        std::fs::read_dir(self.runs_dir()).map_or(true, |mut d| d.next().is_none())
+    }
+}
+
+/// The shipped smoke sample.
+pub fn smoke_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/smoke/sms-smoke.csv")
+}
+
+/// ../shared/datasets beside the checkout (CI has it).
+pub fn shared_datasets() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    assert!(p.is_dir(), "these tests read the real data in {} (../shared beside the checkout)", p.display());
+    p
+}
+
+/// A spec on a generic CSV in the sandbox, with the method section given.
+pub fn csv_spec(csv: &str, method: &str) -> String {
+    format!(
+        "dataset:\n  format: csv\n  path: {csv}\n  text_column: text\n  label_column: label\n  positive: spam\n  negative: ham\n  split:\n    validation: 0.25\nmethod:\n{method}"
+    )
+}
+
+/// A synthetic corpus big enough that each LSA run takes a noticeable fraction of a second.
+pub fn synthetic_csv(rows: usize, seed: u64) -> String {
+    let mut s = String::from("text,label\n");
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..rows {
+        let spam = i % 4 == 0;
+        let mut words = Vec::new();
+        for _ in 0..30 {
+            let w = next() % 3000;
+            // Spam draws a third of its words from its own range; the rest is shared vocabulary.
+            let w = if spam && w % 3 == 0 { 3000 + w } else { w };
+            words.push(format!("w{w}"));
+        }
+        s.push_str(&format!("{},{}\n", words.join(" "), if spam { "spam" } else { "ham" }));
+    }
+    s
+}
