@@ -187,10 +187,11 @@ impl DatasetConfig {
     }
 }
 
-/// One run: a pure function of this value. Its canonical JSON is hashed into the run id.
+/// One run: a pure function of this value. Its canonical JSON is hashed into the run id. The spec's
+/// name is not part of it: renaming a spec does not invalidate its runs, and the same experiment in two
+/// specs runs once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    pub spec: String,
     pub dataset: DatasetConfig,
     pub method: MethodConfig,
     pub seed: u64,
@@ -250,7 +251,7 @@ impl Spec {
             }
         }
 
-        let base = RunConfig { spec: name.clone(), dataset, method: file.method, seed: 0 };
+        let base = RunConfig { dataset, method: file.method, seed: 0 };
         let points = expand_sweep(&base, &file.sweep).map_err(|(key, msg)| invalid(locate(&["sweep", &key]), msg))?;
         let mut runs = Vec::new();
         for (config, point) in points {

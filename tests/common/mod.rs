@@ -34,9 +34,14 @@ impl Sandbox {
         p
     }
 
-    /// `bench` with this sandbox's data and runs dirs, quiet, in the sandbox folder.
+    /// `bench` with this sandbox's data and runs dirs, in the sandbox folder.
     pub fn bench(&self) -> Command {
-        let mut cmd = Command::cargo_bin("bench").expect("bench binary");
+        Command::from_std(self.bench_process())
+    }
+
+    /// The same as a plain process, for tests that signal it.
+    pub fn bench_process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("bench"));
         cmd.current_dir(self.path())
             .env("BENCH_DATA_DIR", self.data_dir())
             .env("BENCH_RUNS_DIR", self.runs_dir())
