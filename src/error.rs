@@ -96,10 +96,8 @@ pub enum MethodError {
 /// Whether an error (anywhere in an anyhow chain) is the user's input to fix: exit code 2.
 pub fn is_usage_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.is::<SpecError>()
-            || e.is::<DataError>()
-            || e.is::<UsageError>()
-            || e.is::<StoreError>() && matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NotFound { .. } | StoreError::Ambiguous { .. }))
+        let bad_run_name = matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NotFound { .. } | StoreError::Ambiguous { .. }));
+        e.is::<SpecError>() || e.is::<DataError>() || e.is::<UsageError>() || bad_run_name
     })
 }
 

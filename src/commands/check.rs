@@ -13,6 +13,9 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> Result<i32> {
         eprintln!("error: no floors to check: none of the specs has a `floors:` section ({})", no_floors.join(", "));
         return Ok(EXIT_USAGE);
     }
+    for name in &no_floors {
+        eprintln!("note: spec {name} has no floors; nothing to check there");
+    }
     let (records, unreadable) = Store::new(&g.runs_dir).list()?;
     for e in &unreadable {
         tracing::warn!("skipping {e}");

@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use super::{Dataset, Loaded, LoadReport};
 use crate::error::DataError;
@@ -192,8 +193,6 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
         eval_index: eval,
     })
 }
-
-use sha2::Digest;
 
 #[cfg(test)]
 mod tests {
