@@ -82,6 +82,21 @@ pub enum StoreError {
     Ambiguous { query: String, dir: PathBuf, ids: Vec<String> },
 }
 
+/// Problems with a model folder (a backbone checkpoint) or running it.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{}: {hint}", path.display())]
+    Missing { path: PathBuf, hint: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
 /// An error raised while a method fits or predicts; recorded in the run record as the failure reason.
 #[derive(Debug, thiserror::Error)]
 pub enum MethodError {
@@ -91,13 +106,16 @@ pub enum MethodError {
     Logistic(#[from] linfa_logistic::error::Error),
     #[error("linear algebra: {0}")]
     Linalg(#[from] linfa_linalg::LinalgError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }
 
 /// Whether an error (anywhere in an anyhow chain) is the user's input to fix: exit code 2.
 pub fn is_usage_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         let bad_run_name = matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NotFound { .. } | StoreError::Ambiguous { .. }));
-        e.is::<SpecError>() || e.is::<DataError>() || e.is::<UsageError>() || bad_run_name
+        let bad_model = matches!(e.downcast_ref::<ModelError>(), Some(ModelError::Missing { .. } | ModelError::Invalid { .. }));
+        e.is::<SpecError>() || e.is::<DataError>() || e.is::<UsageError>() || bad_run_name || bad_model
     })
 }
 

@@ -3,6 +3,7 @@
 //! A new method is one module plus one variant of [`MethodConfig`].
 
 pub mod lsa;
+pub mod transformer;
 
 use std::fmt;
 

@@ -1,0 +1,46 @@
+//! Pooled sentence embeddings from a frozen encoder, in batches sorted by length (so each batch pads
+//! to about its own length, not to the longest text overall), returned in the input order.
+
+use candle_core::{Device, Tensor};
+
+use super::backbone::Backbone;
+use super::encoder::{pool, Mode, Pooling};
+use crate::error::ModelError;
+
+/// Texts in the order to batch them: by token count, ties by position (deterministic).
+pub fn length_order(ids: &[Vec<u32>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| (ids[i].len(), i));
+    order
+}
+
+/// Embeddings [n, hidden] of already tokenized texts, row i for text i.
+pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> Result<Vec<Vec<f32>>, ModelError> {
+    let order = length_order(ids);
+    let mut out = vec![Vec::new(); ids.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+        let (tok, mask) = backbone.batch(&seqs, device)?;
+        let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval())?;
+        let pooled: Vec<Vec<f32>> = pool(&hidden, &mask, pooling)?.to_device(&Device::Cpu)?.to_vec2()?;
+        for (&i, v) in chunk.iter().zip(pooled) {
+            out[i] = v;
+        }
+        on_batch(chunk.len());
+    }
+    Ok(out)
+}
+
+/// Convenience: tokenize and embed.
+pub fn embed_texts(backbone: &Backbone, texts: &[&str], pooling: Pooling, batch_size: usize, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<Vec<f32>>), ModelError> {
+    let ids = backbone.tokenize(texts)?;
+    let emb = embed_ids(backbone, &ids, pooling, batch_size, device, &|_| {})?;
+    Ok((ids, emb))
+}
+
+/// [n, hidden] as one tensor (for heads trained on the embeddings).
+pub fn to_tensor(rows: &[Vec<f32>], device: &Device) -> Result<Tensor, ModelError> {
+    let dim = rows.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    Ok(Tensor::from_vec(flat, (rows.len(), dim), device)?)
+}

@@ -1,0 +1,222 @@
+//! A BERT encoder on candle, written for training as well as inference: differentiable layer norm and
+//! softmax, seeded dropout on hidden states and attention probabilities, and a train/eval switch.
+//! Field names mirror the checkpoint's weight names (`encoder.layer.N.attention.self.query`, …).
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use rand_chacha::ChaCha8Rng;
+
+use super::config::BertConfig;
+use super::ops;
+
+/// Whether dropout is on, and the generator its masks come from.
+pub struct Mode<'a> {
+    pub train: Option<&'a mut ChaCha8Rng>,
+}
+
+impl Mode<'_> {
+    pub fn eval() -> Mode<'static> {
+        Mode { train: None }
+    }
+
+    fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
+        match self.train.as_deref_mut() {
+            Some(rng) => ops::dropout(x, p, rng),
+            None => Ok(x.clone()),
+        }
+    }
+}
+
+/// The checkpoint's tensors by name, each either frozen (a plain tensor) or trainable (a Var).
+pub struct Weights {
+    tensors: HashMap<String, Tensor>,
+    trainable: bool,
+    /// Every weight made trainable, by checkpoint name, in load order.
+    pub vars: Vec<(String, Var)>,
+}
+
+impl Weights {
+    /// Normalises names of other BERT checkpoints to MiniLM's: a `bert.` prefix (BertForPreTraining,
+    /// BertForSequenceClassification) and the old `gamma`/`beta` layer-norm names.
+    pub fn new(raw: HashMap<String, Tensor>, trainable: bool) -> Weights {
+        let tensors = raw
+            .into_iter()
+            .map(|(k, v)| {
+                let k = k.strip_prefix("bert.").unwrap_or(&k).replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias");
+                (k, v)
+            })
+            .collect();
+        Weights { tensors, trainable, vars: Vec::new() }
+    }
+
+    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let t = self.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("the checkpoint has no tensor {name}")))?;
+        if t.dims() != shape {
+            candle_core::bail!("{name}: shape {:?} in the checkpoint, expected {shape:?}", t.dims());
+        }
+        let t = t.to_dtype(DType::F32)?;
+        if self.trainable {
+            let v = Var::from_tensor(&t)?;
+            let t = v.as_tensor().clone();
+            self.vars.push((name.to_string(), v));
+            Ok(t)
+        } else {
+            Ok(t)
+        }
+    }
+}
+
+/// y = x·Wᵀ + b, with W stored [out, in] as in the checkpoint.
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    fn load(w: &mut Weights, prefix: &str, inp: usize, out: usize) -> Result<Linear> {
+        Ok(Linear { weight: w.get(&format!("{prefix}.weight"), &[out, inp])?, bias: w.get(&format!("{prefix}.bias"), &[out])? })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    fn load(w: &mut Weights, prefix: &str, size: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm { weight: w.get(&format!("{prefix}.weight"), &[size])?, bias: w.get(&format!("{prefix}.bias"), &[size])?, eps })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+struct Embeddings {
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    norm: LayerNorm,
+}
+
+pub struct Layer {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub attention_output: Linear,
+    attention_norm: LayerNorm,
+    pub intermediate: Linear,
+    pub output: Linear,
+    output_norm: LayerNorm,
+}
+
+pub struct Encoder {
+    pub config: BertConfig,
+    embeddings: Embeddings,
+    pub layers: Vec<Layer>,
+}
+
+impl Encoder {
+    pub fn load(config: &BertConfig, w: &mut Weights) -> Result<Encoder> {
+        let (h, i, eps) = (config.hidden_size, config.intermediate_size, config.layer_norm_eps);
+        let embeddings = Embeddings {
+            word: w.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+            position: w.get("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?,
+            token_type: w.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?,
+            norm: LayerNorm::load(w, "embeddings.LayerNorm", h, eps)?,
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|n| {
+                let p = format!("encoder.layer.{n}");
+                Ok(Layer {
+                    query: Linear::load(w, &format!("{p}.attention.self.query"), h, h)?,
+                    key: Linear::load(w, &format!("{p}.attention.self.key"), h, h)?,
+                    value: Linear::load(w, &format!("{p}.attention.self.value"), h, h)?,
+                    attention_output: Linear::load(w, &format!("{p}.attention.output.dense"), h, h)?,
+                    attention_norm: LayerNorm::load(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
+                    intermediate: Linear::load(w, &format!("{p}.intermediate.dense"), h, i)?,
+                    output: Linear::load(w, &format!("{p}.output.dense"), i, h)?,
+                    output_norm: LayerNorm::load(w, &format!("{p}.output.LayerNorm"), h, eps)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder { config: config.clone(), embeddings, layers })
+    }
+
+    /// Last hidden states [batch, seq, hidden] for token ids and a 0/1 attention mask, both [batch, seq].
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let cfg = &self.config;
+        let (b, t) = ids.dims2()?;
+        if t > cfg.max_position_embeddings {
+            candle_core::bail!("sequence of {t} tokens exceeds max_position_embeddings {}", cfg.max_position_embeddings);
+        }
+        let e = &self.embeddings;
+        let words = e.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.hidden_size))?;
+        let positions = e.position.narrow(0, 0, t)?;
+        let types = e.token_type.narrow(0, 0, 1)?; // single-segment input: token type 0 everywhere
+        let x = words.broadcast_add(&positions)?.broadcast_add(&types)?;
+        let mut x = mode.dropout(&e.norm.forward(&x)?, cfg.hidden_dropout_prob)?;
+        let bias = ops::attention_bias(mask)?.to_dtype(x.dtype())?;
+        for layer in &self.layers {
+            x = layer.forward(&x, &bias, cfg, mode)?;
+        }
+        Ok(x)
+    }
+}
+
+impl Layer {
+    fn forward(&self, x: &Tensor, bias: &Tensor, cfg: &BertConfig, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let (heads, dh) = (cfg.num_attention_heads, cfg.head_dim());
+        let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
+        let q = split(self.query.forward(x)?)?;
+        let k = split(self.key.forward(x)?)?;
+        let v = split(self.value.forward(x)?)?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(bias)?;
+        let probs = mode.dropout(&ops::softmax(&scores)?, cfg.attention_probs_dropout_prob)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
+        let attended = mode.dropout(&self.attention_output.forward(&context)?, cfg.hidden_dropout_prob)?;
+        let x = self.attention_norm.forward(&(attended + x)?)?;
+        let inner = ops::activation(&self.intermediate.forward(&x)?, &cfg.hidden_act)?;
+        let out = mode.dropout(&self.output.forward(&inner)?, cfg.hidden_dropout_prob)?;
+        self.output_norm.forward(&(out + x)?)
+    }
+}
+
+/// How a sequence's hidden states become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The mean over real (non-padding) tokens: sentence-transformers' pooling for MiniLM.
+    #[default]
+    Mean,
+    /// The hidden state of the [CLS] token.
+    Cls,
+}
+
+pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
+    match pooling {
+        Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
+        Pooling::Mean => {
+            let m = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
+            let summed = hidden.broadcast_mul(&m)?.sum(1)?;
+            summed.broadcast_div(&m.sum(1)?.clamp(1e-9, f64::MAX)?)
+        }
+    }
+}
+
+/// The device a spec asks for.
+pub fn device(cuda: bool) -> Result<Device> {
+    if cuda {
+        Device::new_cuda(0)
+    } else {
+        Ok(Device::Cpu)
+    }
+}

@@ -1,0 +1,7 @@
+//! Transformer methods on candle: the BERT encoder, its checkpoint loading, and the methods built on it.
+
+pub mod backbone;
+pub mod config;
+pub mod embed;
+pub mod encoder;
+pub mod ops;
