@@ -36,6 +36,9 @@ pub struct GlobalArgs {
     /// The run store: one JSON record per run.
     #[arg(long, env = "BENCH_RUNS_DIR", default_value = "runs", global = true)]
     pub runs_dir: PathBuf,
+    /// Where backbone model folders are looked for by name (a path to a folder also works).
+    #[arg(long, env = "BENCH_MODELS_DIR", default_value = "models", global = true)]
+    pub models_dir: PathBuf,
     /// Worker threads for data-parallel work (default: all cores). Results do not depend on it.
     #[arg(long, env = "BENCH_THREADS", global = true)]
     pub threads: Option<usize>,
@@ -64,6 +67,39 @@ pub enum Command {
     /// What datasets are found where, with row and class counts; `fetch` downloads one.
     #[command(after_help = "Examples:\n  bench datasets\n  bench datasets --data-dir ../shared/datasets\n  bench datasets fetch sms\n  bench datasets fetch enron --data-dir /data/textbench")]
     Datasets(DatasetsArgs),
+    /// Token ids and pooled embeddings of texts from a backbone: features for other tools, and parity checks.
+    #[command(after_help = "Examples:\n  bench embed --model ../shared/models/all-MiniLM-L6-v2 --json \"free prize\" \"see you soon\"\n  \
+        bench embed --model all-MiniLM-L6-v2 --models-dir ../shared/models --pooling cls --file texts.txt --json\n\n\
+        With --json, one JSON object per text: {\"text\", \"input_ids\", \"embedding\"}.")]
+    Embed(EmbedArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// A model folder (config.json, model.safetensors, tokenizer.json), or its name under --models-dir.
+    #[arg(long)]
+    pub model: String,
+    #[arg(long, value_enum, default_value = "mean")]
+    pub pooling: PoolingArg,
+    /// Longer texts are truncated to this many tokens.
+    #[arg(long, default_value_t = 128)]
+    pub max_length: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Read texts from this file, one per line, after those on the command line.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// One JSON object per line instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// The texts.
+    pub texts: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PoolingArg {
+    Mean,
+    Cls,
 }
 
 #[derive(Args, Debug)]

@@ -2,6 +2,7 @@
 
 mod check;
 mod datasets;
+mod embed;
 mod list;
 mod run;
 mod show;
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
         Command::List(a) => list::run(a, g),
         Command::Show(a) => show::run(a, g),
         Command::Datasets(a) => datasets::run(a, g, progress),
+        Command::Embed(a) => embed::run(a, g),
     }
 }
 

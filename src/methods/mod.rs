@@ -2,6 +2,7 @@
 //! a plain value deserialised from the spec; `fit` returns a separate [`Fitted`] model that predicts.
 //! A new method is one module plus one variant of [`MethodConfig`].
 
+pub mod logistic;
 pub mod lsa;
 pub mod transformer;
 

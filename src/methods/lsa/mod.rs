@@ -4,24 +4,13 @@ mod sparse;
 mod svd;
 mod tfidf;
 
-use linfa::prelude::*;
-use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
-use ndarray::{Array1, Array2, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::logistic::{ClassWeight, Logistic, LogisticSettings};
 use super::{Examples, FitContext, Fitted};
 use crate::error::MethodError;
 use crate::progress::Progress;
 use tfidf::{Tfidf, TfidfOptions};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassWeight {
-    #[default]
-    None,
-    /// Each class weighted inversely to its frequency (scikit-learn's class_weight="balanced").
-    Balanced,
-}
 
 /// Hyperparameters of the LSA baseline. Defaults follow scikit-learn's pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,28 +96,8 @@ impl LsaParams {
 pub struct FittedLsa {
     tfidf: Tfidf,
     svd: svd::TruncatedSvd,
-    classifier: FittedLogisticRegression<f64, bool>,
+    classifier: Logistic,
     explained_variance: f64,
-}
-
-/// Integer row multiplicities that realise class weights by repetition (linfa-logistic has no sample
-/// weights): the rarer class is repeated round(w_rare / w_common) times, and the regularisation is scaled
-/// so that it keeps its weight relative to the loss, as in scikit-learn where balanced weights sum to n.
-fn class_multiplicity(labels: &[bool], weight: ClassWeight) -> ([usize; 2], f64) {
-    match weight {
-        ClassWeight::None => ([1, 1], 1.0),
-        ClassWeight::Balanced => {
-            let pos = labels.iter().filter(|&&l| l).count().max(1) as f64;
-            let neg = (labels.len() as f64 - pos).max(1.0);
-            let n = labels.len() as f64;
-            let (w_neg, w_pos) = (n / (2.0 * neg), n / (2.0 * pos));
-            if w_pos >= w_neg {
-                ([1, (w_pos / w_neg).round() as usize], 1.0 / w_neg)
-            } else {
-                ([(w_neg / w_pos).round() as usize, 1], 1.0 / w_pos)
-            }
-        }
-    }
 }
 
 pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedLsa, MethodError> {
@@ -163,30 +132,11 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
     let started = std::time::Instant::now();
 
     let spinner = ctx.progress.spinner("logistic regression");
-    let (mult, alpha_scale) = class_multiplicity(train.labels, p.class_weight);
-    let (records, targets) = repeat_rows(&z, train.labels, mult);
-    let dataset = Dataset::new(records, targets);
-    // linfa minimises the summed loss; scaling the tolerance by the row count makes it a tolerance on the
-    // mean loss's gradient, the criterion scikit-learn's `tol` sets.
-    let tolerance = p.tolerance * dataset.nsamples() as f64;
-    let classifier = LogisticRegression::default()
-        .alpha(alpha_scale / p.c)
-        .max_iterations(p.max_iterations)
-        .gradient_tolerance(tolerance)
-        .fit(&dataset)?;
+    let settings = LogisticSettings { c: p.c, class_weight: p.class_weight, max_iterations: p.max_iterations, tolerance: p.tolerance };
+    let classifier = Logistic::fit(&z, train.labels, &settings)?;
     spinner.finish_and_clear();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "logistic regression fitted");
     Ok(FittedLsa { tfidf, svd, classifier, explained_variance })
-}
-
-fn repeat_rows(z: &Array2<f64>, labels: &[bool], mult: [usize; 2]) -> (Array2<f64>, Array1<bool>) {
-    if mult == [1, 1] {
-        return (z.clone(), Array1::from(labels.to_vec()));
-    }
-    let rows: Vec<usize> = (0..labels.len()).flat_map(|i| std::iter::repeat_n(i, mult[labels[i] as usize])).collect();
-    let records = z.select(Axis(0), &rows);
-    let targets = rows.iter().map(|&i| labels[i]).collect();
-    (records, targets)
 }
 
 impl Fitted for FittedLsa {
@@ -195,14 +145,11 @@ impl Fitted for FittedLsa {
         let x = self.tfidf.transform(texts, &|| bar.inc(1));
         bar.finish_and_clear();
         let z = self.svd.transform(&x);
-        // linfa's "positive" class is the more frequent class in training, not `true`: map explicitly.
-        let p = self.classifier.predict_probabilities(&z);
-        let positive_is_true = self.classifier.labels().pos.class;
-        Ok(p.iter().map(|&p| if positive_is_true { p } else { 1.0 - p }).collect())
+        Ok(self.classifier.predict_proba(&z))
     }
 
     fn trainable_parameters(&self) -> usize {
-        self.classifier.params().len() + 1
+        self.classifier.parameters()
     }
 
     fn fitted_parameters(&self) -> usize {
@@ -216,20 +163,5 @@ impl Fitted for FittedLsa {
             "explained_variance_ratio": self.explained_variance,
             "top_singular_values": self.svd.singular_values.iter().take(5).collect::<Vec<_>>(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn balanced_weights_by_repetition() {
-        let labels: Vec<bool> = (0..100).map(|i| i < 20).collect(); // 20 positives, 80 negatives
-        let (mult, scale) = class_multiplicity(&labels, ClassWeight::Balanced);
-        assert_eq!(mult, [1, 4]);
-        // w_neg = 100 / 160 = 0.625 → the loss is scaled by 1/0.625 relative to scikit-learn's
-        assert!((scale - 1.6).abs() < 1e-12);
-        assert_eq!(class_multiplicity(&labels, ClassWeight::None), ([1, 1], 1.0));
     }
 }

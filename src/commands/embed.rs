@@ -1,0 +1,40 @@
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+
+use crate::cli::{EmbedArgs, GlobalArgs, PoolingArg};
+use crate::error::UsageError;
+use crate::methods::transformer::backbone::{locate, Backbone};
+use crate::methods::transformer::embed::embed_texts;
+use crate::methods::transformer::encoder::Pooling;
+
+pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
+    let mut texts = args.texts.clone();
+    if let Some(file) = &args.file {
+        let content = std::fs::read_to_string(file).with_context(|| format!("reading texts from {}", file.display()))?;
+        texts.extend(content.lines().filter(|l| !l.trim().is_empty()).map(String::from));
+    }
+    if texts.is_empty() {
+        return Err(UsageError("no texts: give them as arguments or with --file".into()).into());
+    }
+    let pooling = match args.pooling {
+        PoolingArg::Mean => Pooling::Mean,
+        PoolingArg::Cls => Pooling::Cls,
+    };
+    let dir = locate(&args.model, &g.models_dir)?;
+    let (backbone, _) = Backbone::load(&dir, args.max_length, false, &Device::Cpu)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (ids, emb) = embed_texts(&backbone, &refs, pooling, args.batch_size, &Device::Cpu)?;
+    let mut out = std::io::stdout().lock();
+    for ((text, ids), emb) in texts.iter().zip(&ids).zip(&emb) {
+        if args.json {
+            writeln!(out, "{}", serde_json::json!({ "text": text, "input_ids": ids, "embedding": emb }))?;
+        } else {
+            let norm = emb.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let head: Vec<String> = emb.iter().take(4).map(|x| format!("{x:.4}")).collect();
+            writeln!(out, "{:>3} tokens  |e| {norm:.4}  [{}, …]  {}", ids.len(), head.join(", "), text)?;
+        }
+    }
+    Ok(0)
+}
