@@ -2,14 +2,14 @@
 //! that bad input fails before anything is written), then executes what the store does not have yet.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::data::split::{prepare, Prepared};
 use crate::data::{self, DataLocation};
 use crate::environment::{self, Environment};
-use crate::error::DataError;
+use crate::methods::transformer::cache::ModelCache;
 use crate::methods::{Examples, FitContext};
 use crate::metrics;
 use crate::progress::Progress;
@@ -18,6 +18,7 @@ use crate::store::{self, Prediction, RunRecord, RunStatus, SpecRef, Store, Timin
 
 pub struct RunOptions {
     pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
     pub force: bool,
 }
 
@@ -49,9 +50,12 @@ fn load_key(cfg: &DatasetConfig, spec: &Spec) -> String {
     .to_string()
 }
 
-/// Loads and prepares the data of every run, computes ids and what is done. Any data problem is
-/// returned as an error before a single run executes.
-pub fn plan<'a>(specs: &'a [Spec], opts: &RunOptions, store: &Store, progress: &Progress) -> Result<Vec<Plan<'a>>, DataError> {
+/// Loads and prepares the data of every run, computes ids and what is done. Any data or model problem
+/// is returned as an error before a single run executes.
+pub fn plan<'a>(specs: &'a [Spec], opts: &RunOptions, store: &Store, progress: &Progress) -> anyhow::Result<Vec<Plan<'a>>> {
+    for run in specs.iter().flat_map(|s| &s.runs) {
+        run.config.method.check_resources(&opts.models_dir)?;
+    }
     let mut loaded: HashMap<String, (Arc<data::Loaded>, f64)> = HashMap::new();
     let mut prepared: HashMap<String, (Arc<Prepared>, f64)> = HashMap::new();
     let mut plans = Vec::new();
@@ -89,9 +93,11 @@ pub fn execute(plans: &[Plan<'_>], opts: &RunOptions, store: &Store, progress: &
     let todo: Vec<&Plan> = plans.iter().filter(|p| opts.force || !p.done).collect();
     let mut outcome = Outcome { skipped: plans.len() - todo.len(), ..Default::default() };
     let overall = progress.bar(todo.len() as u64, "runs", "runs");
+    // Embeddings of frozen encoders are kept beside the records, out of the way of record listing.
+    let models = Arc::new(ModelCache::new(Some(store.dir().join(".cache").join("embeddings"))));
     for plan in todo {
         overall.set_message(format!("{} {}", plan.spec.name, &plan.id[..8]));
-        let record = run_one(plan, progress);
+        let record = run_one(plan, progress, &opts.models_dir, &models);
         let line = match (&record.status, &record.metrics) {
             (RunStatus::Ok, Some(m)) => format!(
                 "{} {:<20} {:<10} seed {:<4} acc {:.4} f1 {:.4} auroc {:.4}  ({:.1}s)",
@@ -119,13 +125,13 @@ fn now() -> String {
 }
 
 /// Fits, predicts and evaluates one run. Never fails: a failure becomes a record with status `failed`.
-fn run_one(plan: &Plan<'_>, progress: &Progress) -> RunRecord {
+fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc<ModelCache>) -> RunRecord {
     let started_at = now();
     let memory_reset = environment::reset_peak_memory();
     let cfg = &plan.run.config;
     let data = &plan.data;
     let mut timings = Timings { load_s: plan.load_s, ..Default::default() };
-    let ctx = FitContext { seed: cfg.seed, progress };
+    let ctx = FitContext { seed: cfg.seed, progress, models_dir, models };
 
     let result = (|| {
         let t = Instant::now();

@@ -10,7 +10,7 @@ use crate::store::Store;
 pub fn run(args: &RunArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
     let specs = load_specs(&args.specs)?;
     let store = Store::new(&g.runs_dir);
-    let opts = RunOptions { data_dir: g.data_dir.clone(), force: args.force };
+    let opts = RunOptions { data_dir: g.data_dir.clone(), models_dir: g.models_dir.clone(), force: args.force };
     let plans = plan(&specs, &opts, &store, progress)?;
     if plans.is_empty() {
         eprintln!("error: the specs expand to no runs");

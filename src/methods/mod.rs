@@ -7,12 +7,15 @@ pub mod lsa;
 pub mod transformer;
 
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::MethodError;
 use crate::progress::Progress;
+use transformer::cache::ModelCache;
 
 /// Texts and their labels (true = the positive class).
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +29,10 @@ pub struct FitContext<'a> {
     /// The run's seed: every random choice a method makes derives from it.
     pub seed: u64,
     pub progress: &'a Progress,
+    /// Where backbones are looked for by name.
+    pub models_dir: &'a Path,
+    /// Backbones and embeddings shared by the runs of one invocation.
+    pub models: &'a Arc<ModelCache>,
 }
 
 /// A fitted model.
@@ -45,15 +52,17 @@ pub trait Fitted: Send + Sync {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum MethodConfig {
     Lsa(lsa::LsaParams),
+    Frozen(transformer::frozen::FrozenParams),
 }
 
 /// The method kinds, for messages.
-pub const METHOD_KINDS: &[&str] = &["lsa"];
+pub const METHOD_KINDS: &[&str] = &["lsa", "frozen"];
 
 impl MethodConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Lsa(_) => "lsa",
+            Self::Frozen(_) => "frozen",
         }
     }
 
@@ -61,12 +70,22 @@ impl MethodConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         match self {
             Self::Lsa(p) => p.validate(),
+            Self::Frozen(p) => p.validate(),
+        }
+    }
+
+    /// Checks that what the method needs besides data (a backbone folder) is there, before any run starts.
+    pub fn check_resources(&self, models_dir: &Path) -> Result<(), crate::error::ModelError> {
+        match self {
+            Self::Lsa(_) => Ok(()),
+            Self::Frozen(p) => transformer::backbone::locate(&p.backbone, models_dir).map(|_| ()),
         }
     }
 
     pub fn fit(&self, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
         match self {
             Self::Lsa(p) => Ok(Box::new(lsa::fit(p, train, ctx)?)),
+            Self::Frozen(p) => Ok(Box::new(transformer::frozen::fit(p, train, ctx)?)),
         }
     }
 }
@@ -84,6 +103,7 @@ impl<'de> Deserialize<'de> for MethodConfig {
 #[serde(rename_all = "lowercase")]
 enum MethodKind {
     Lsa,
+    Frozen,
 }
 
 struct MethodVisitor;
@@ -104,6 +124,7 @@ impl<'de> Visitor<'de> for MethodVisitor {
                 let rest = de::value::MapAccessDeserializer::new(map);
                 Ok(match kind {
                     MethodKind::Lsa => MethodConfig::Lsa(lsa::LsaParams::deserialize(rest)?),
+                    MethodKind::Frozen => MethodConfig::Frozen(transformer::frozen::FrozenParams::deserialize(rest)?),
                 })
             }
             Some(first) => {
@@ -119,6 +140,7 @@ impl<'de> Visitor<'de> for MethodVisitor {
                 let rest = serde_json::Value::Object(buffered);
                 Ok(match kind {
                     MethodKind::Lsa => MethodConfig::Lsa(serde_json::from_value(rest).map_err(de::Error::custom)?),
+                    MethodKind::Frozen => MethodConfig::Frozen(serde_json::from_value(rest).map_err(de::Error::custom)?),
                 })
             }
         }

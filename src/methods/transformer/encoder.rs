@@ -34,6 +34,8 @@ pub struct Weights {
     trainable: bool,
     /// Every weight made trainable, by checkpoint name, in load order.
     pub vars: Vec<(String, Var)>,
+    /// Elements of every tensor taken so far.
+    loaded: usize,
 }
 
 impl Weights {
@@ -47,7 +49,7 @@ impl Weights {
                 (k, v)
             })
             .collect();
-        Weights { tensors, trainable, vars: Vec::new() }
+        Weights { tensors, trainable, vars: Vec::new(), loaded: 0 }
     }
 
     fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
@@ -56,6 +58,7 @@ impl Weights {
             candle_core::bail!("{name}: shape {:?} in the checkpoint, expected {shape:?}", t.dims());
         }
         let t = t.to_dtype(DType::F32)?;
+        self.loaded += t.elem_count();
         if self.trainable {
             let v = Var::from_tensor(&t)?;
             let t = v.as_tensor().clone();
@@ -119,12 +122,14 @@ pub struct Layer {
 
 pub struct Encoder {
     pub config: BertConfig,
+    parameters: usize,
     embeddings: Embeddings,
     pub layers: Vec<Layer>,
 }
 
 impl Encoder {
     pub fn load(config: &BertConfig, w: &mut Weights) -> Result<Encoder> {
+        let before = w.loaded;
         let (h, i, eps) = (config.hidden_size, config.intermediate_size, config.layer_norm_eps);
         let embeddings = Embeddings {
             word: w.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
@@ -147,7 +152,12 @@ impl Encoder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Encoder { config: config.clone(), embeddings, layers })
+        Ok(Encoder { config: config.clone(), parameters: w.loaded - before, embeddings, layers })
+    }
+
+    /// Number of weights (elements of every tensor).
+    pub fn parameter_count(&self) -> usize {
+        self.parameters
     }
 
     /// Last hidden states [batch, seq, hidden] for token ids and a 0/1 attention mask, both [batch, seq].

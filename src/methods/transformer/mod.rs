@@ -1,7 +1,9 @@
 //! Transformer methods on candle: the BERT encoder, its checkpoint loading, and the methods built on it.
 
 pub mod backbone;
+pub mod cache;
 pub mod config;
 pub mod embed;
 pub mod encoder;
+pub mod frozen;
 pub mod ops;
