@@ -72,6 +72,26 @@ pub enum Command {
         bench embed --model all-MiniLM-L6-v2 --models-dir ../shared/models --pooling cls --file texts.txt --json\n\n\
         With --json, one JSON object per text: {\"text\", \"input_ids\", \"embedding\"}.")]
     Embed(EmbedArgs),
+    /// Classify texts with the model a run saved (frozen, finetune and lora runs), without retraining.
+    #[command(after_help = "Examples:\n  bench predict --run 3f9a1c2e \"WINNER! Claim your prize now\" \"see you at lunch\"\n  \
+        bench predict --run 3f9a1c2e --file messages.txt --json\n\n\
+        Prints the label and the probability of the positive class per text.")]
+    Predict(PredictArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Run id (or a unique prefix).
+    #[arg(long)]
+    pub run: String,
+    /// Read texts from this file, one per line, after those on the command line.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// One JSON object per line: {"text", "label", "probability"}.
+    #[arg(long)]
+    pub json: bool,
+    /// The texts.
+    pub texts: Vec<String>,
 }
 
 #[derive(Args, Debug)]

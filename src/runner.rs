@@ -97,7 +97,7 @@ pub fn execute(plans: &[Plan<'_>], opts: &RunOptions, store: &Store, progress: &
     let models = Arc::new(ModelCache::new(Some(store.dir().join(".cache").join("embeddings"))));
     for plan in todo {
         overall.set_message(format!("{} {}", plan.spec.name, &plan.id[..8]));
-        let record = run_one(plan, progress, &opts.models_dir, &models);
+        let record = run_one(plan, progress, &opts.models_dir, &models, store);
         let line = match (&record.status, &record.metrics) {
             (RunStatus::Ok, Some(m)) => format!(
                 "{} {:<20} {:<10} seed {:<4} acc {:.4} f1 {:.4} auroc {:.4}  ({:.1}s)",
@@ -125,13 +125,14 @@ fn now() -> String {
 }
 
 /// Fits, predicts and evaluates one run. Never fails: a failure becomes a record with status `failed`.
-fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc<ModelCache>) -> RunRecord {
+fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc<ModelCache>, store: &Store) -> RunRecord {
     let started_at = now();
     let memory_reset = environment::reset_peak_memory();
     let cfg = &plan.run.config;
     let data = &plan.data;
     let mut timings = Timings { load_s: plan.load_s, ..Default::default() };
-    let ctx = FitContext { seed: cfg.seed, progress, models_dir, models };
+    let monitor = Some(Examples { texts: &data.eval_texts, labels: &data.eval_labels });
+    let ctx = FitContext { seed: cfg.seed, progress, models_dir, models, monitor };
 
     let result = (|| {
         let t = Instant::now();
@@ -167,6 +168,8 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         trainable_parameters: None,
         fitted_parameters: None,
         method_details: serde_json::Value::Null,
+        history: None,
+        artifact: None,
         peak_memory_bytes: None,
         environment: Environment::capture(),
         started_at,
@@ -177,7 +180,16 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         Ok((fitted, probs, m, curves)) => {
             record.metrics = Some(m);
             record.curves = Some(curves);
-            record.train_samples_per_s = (timings.fit_s > 0.0).then(|| data.train_texts.len() as f64 / timings.fit_s);
+            record.train_samples_per_s =
+                fitted.train_samples_per_s().or_else(|| (timings.fit_s > 0.0).then(|| data.train_texts.len() as f64 / timings.fit_s));
+            record.history = fitted.history();
+            match store.put_artifact(&plan.id, |dir| Ok(fitted.save(dir)?)) {
+                Ok(a) => record.artifact = a,
+                Err(e) => {
+                    record.status = RunStatus::Failed;
+                    record.error = Some(format!("saving the trained model: {e:#}"));
+                }
+            }
             record.trainable_parameters = Some(fitted.trainable_parameters());
             record.fitted_parameters = Some(fitted.fitted_parameters());
             record.method_details = fitted.details();

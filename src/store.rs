@@ -79,6 +79,12 @@ pub struct RunRecord {
     pub fitted_parameters: Option<usize>,
     #[serde(default)]
     pub method_details: serde_json::Value,
+    /// The folder (relative to the runs directory) holding the trained model, for `bench predict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// Trained methods: training loss every N steps and evaluation metrics per epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<serde_json::Value>,
     /// Peak resident memory of the process during the run, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory_bytes: Option<u64>,
@@ -144,6 +150,22 @@ impl Store {
             let _ = d.sync_all(); // the rename itself durable; not every filesystem allows it
         }
         Ok(dest)
+    }
+
+    /// Saves a run's model: `save` writes into a temporary folder, which is then renamed to `<id>/`
+    /// (replacing an older one), so a killed run never leaves half a model under the run's name.
+    pub fn put_artifact(&self, id: &str, save: impl FnOnce(&Path) -> anyhow::Result<bool>) -> anyhow::Result<Option<String>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(&self.dir)?;
+        if !save(tmp.path())? {
+            return Ok(None);
+        }
+        let dest = self.dir.join(id);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest)?;
+        }
+        std::fs::rename(tmp.keep(), &dest)?;
+        Ok(Some(id.to_string()))
     }
 
     /// Every record in the store, oldest first. Unreadable files are returned as errors beside them.

@@ -4,6 +4,7 @@ mod check;
 mod datasets;
 mod embed;
 mod list;
+mod predict;
 mod run;
 mod show;
 
@@ -22,6 +23,7 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
         Command::Show(a) => show::run(a, g),
         Command::Datasets(a) => datasets::run(a, g, progress),
         Command::Embed(a) => embed::run(a, g),
+        Command::Predict(a) => predict::run(a, g),
     }
 }
 

@@ -86,6 +86,12 @@ impl Logistic {
         p.iter().map(|&p| if positive_is_true { p } else { 1.0 - p }).collect()
     }
 
+    /// Weights and intercept of the positive class's log-odds: p(true) = σ(x·w + b).
+    pub fn coefficients(&self) -> (Vec<f64>, f64) {
+        let sign = if self.model.labels().pos.class { 1.0 } else { -1.0 };
+        (self.model.params().iter().map(|w| sign * w).collect(), sign * self.model.intercept())
+    }
+
     /// Weights and intercept.
     pub fn parameters(&self) -> usize {
         self.model.params().len() + 1

@@ -33,6 +33,9 @@ pub struct FitContext<'a> {
     pub models_dir: &'a Path,
     /// Backbones and embeddings shared by the runs of one invocation.
     pub models: &'a Arc<ModelCache>,
+    /// The evaluation split, for the per-epoch history of trained methods (reported, never used to
+    /// choose anything).
+    pub monitor: Option<Examples<'a>>,
 }
 
 /// A fitted model.
@@ -45,6 +48,18 @@ pub trait Fitted: Send + Sync {
     fn fitted_parameters(&self) -> usize;
     /// Method-specific facts worth keeping in the run record (vocabulary size, explained variance, ...).
     fn details(&self) -> serde_json::Value;
+    /// Training history (loss every N steps, metrics per epoch) for methods that train in steps.
+    fn history(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Saves the fitted model into `dir` (an empty folder); returns false for methods that keep none.
+    fn save(&self, _dir: &Path) -> Result<bool, MethodError> {
+        Ok(false)
+    }
+    /// Training throughput measured by the method itself (excluding tokenisation and evaluation).
+    fn train_samples_per_s(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// A method and its hyperparameters, as written in a spec's `method:` section.
@@ -53,16 +68,20 @@ pub trait Fitted: Send + Sync {
 pub enum MethodConfig {
     Lsa(lsa::LsaParams),
     Frozen(transformer::frozen::FrozenParams),
+    Finetune(transformer::params::TrainParams),
+    Lora(transformer::params::TrainParams),
 }
 
 /// The method kinds, for messages.
-pub const METHOD_KINDS: &[&str] = &["lsa", "frozen"];
+pub const METHOD_KINDS: &[&str] = &["lsa", "frozen", "finetune", "lora"];
 
 impl MethodConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Lsa(_) => "lsa",
             Self::Frozen(_) => "frozen",
+            Self::Finetune(_) => "finetune",
+            Self::Lora(_) => "lora",
         }
     }
 
@@ -71,6 +90,8 @@ impl MethodConfig {
         match self {
             Self::Lsa(p) => p.validate(),
             Self::Frozen(p) => p.validate(),
+            Self::Finetune(p) => p.validate("finetune"),
+            Self::Lora(p) => p.validate("lora"),
         }
     }
 
@@ -79,6 +100,7 @@ impl MethodConfig {
         match self {
             Self::Lsa(_) => Ok(()),
             Self::Frozen(p) => transformer::backbone::locate(&p.backbone, models_dir).map(|_| ()),
+            Self::Finetune(p) | Self::Lora(p) => transformer::backbone::locate(&p.backbone, models_dir).map(|_| ()),
         }
     }
 
@@ -86,6 +108,8 @@ impl MethodConfig {
         match self {
             Self::Lsa(p) => Ok(Box::new(lsa::fit(p, train, ctx)?)),
             Self::Frozen(p) => Ok(Box::new(transformer::frozen::fit(p, train, ctx)?)),
+            Self::Finetune(p) => Ok(Box::new(transformer::train::fit("finetune", p, train, ctx)?)),
+            Self::Lora(p) => Ok(Box::new(transformer::train::fit("lora", p, train, ctx)?)),
         }
     }
 }
@@ -104,6 +128,14 @@ impl<'de> Deserialize<'de> for MethodConfig {
 enum MethodKind {
     Lsa,
     Frozen,
+    Finetune,
+    Lora,
+}
+
+/// `kind: lora` always carries its LoRA settings in the resolved config (defaults when not written).
+fn lora_defaults(mut p: transformer::params::TrainParams) -> MethodConfig {
+    p.lora.get_or_insert_with(Default::default);
+    MethodConfig::Lora(p)
 }
 
 struct MethodVisitor;
@@ -125,6 +157,8 @@ impl<'de> Visitor<'de> for MethodVisitor {
                 Ok(match kind {
                     MethodKind::Lsa => MethodConfig::Lsa(lsa::LsaParams::deserialize(rest)?),
                     MethodKind::Frozen => MethodConfig::Frozen(transformer::frozen::FrozenParams::deserialize(rest)?),
+                    MethodKind::Finetune => MethodConfig::Finetune(transformer::params::TrainParams::deserialize(rest)?),
+                    MethodKind::Lora => lora_defaults(transformer::params::TrainParams::deserialize(rest)?),
                 })
             }
             Some(first) => {
@@ -141,6 +175,8 @@ impl<'de> Visitor<'de> for MethodVisitor {
                 Ok(match kind {
                     MethodKind::Lsa => MethodConfig::Lsa(serde_json::from_value(rest).map_err(de::Error::custom)?),
                     MethodKind::Frozen => MethodConfig::Frozen(serde_json::from_value(rest).map_err(de::Error::custom)?),
+                    MethodKind::Finetune => MethodConfig::Finetune(serde_json::from_value(rest).map_err(de::Error::custom)?),
+                    MethodKind::Lora => lora_defaults(serde_json::from_value(rest).map_err(de::Error::custom)?),
                 })
             }
         }

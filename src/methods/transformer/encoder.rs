@@ -20,7 +20,7 @@ impl Mode<'_> {
         Mode { train: None }
     }
 
-    fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
+    pub fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
         match self.train.as_deref_mut() {
             Some(rng) => ops::dropout(x, p, rng),
             None => Ok(x.clone()),
@@ -52,7 +52,12 @@ impl Weights {
         Weights { tensors, trainable, vars: Vec::new(), loaded: 0 }
     }
 
-    fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
+    /// Whether the checkpoint has a tensor of this name (after name normalisation).
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub(crate) fn get(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = self.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("the checkpoint has no tensor {name}")))?;
         if t.dims() != shape {
             candle_core::bail!("{name}: shape {:?} in the checkpoint, expected {shape:?}", t.dims());
@@ -70,19 +75,38 @@ impl Weights {
     }
 }
 
-/// y = x·Wᵀ + b, with W stored [out, in] as in the checkpoint.
+/// A low-rank update of a frozen linear layer (LoRA): y = base(x) + (alpha / r) · B·A·dropout(x).
+pub struct LoraAdapter {
+    /// [r, in], Kaiming-uniform at start (peft's initialisation).
+    pub a: Var,
+    /// [out, r], zero at start, so training starts from the base model exactly.
+    pub b: Var,
+    pub scale: f64,
+    pub dropout: f64,
+}
+
+/// y = x·Wᵀ + b, with W stored [out, in] as in the checkpoint; optionally with a LoRA adapter.
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Tensor,
+    pub lora: Option<LoraAdapter>,
 }
 
 impl Linear {
-    fn load(w: &mut Weights, prefix: &str, inp: usize, out: usize) -> Result<Linear> {
-        Ok(Linear { weight: w.get(&format!("{prefix}.weight"), &[out, inp])?, bias: w.get(&format!("{prefix}.bias"), &[out])? })
+    pub(crate) fn load(w: &mut Weights, prefix: &str, inp: usize, out: usize) -> Result<Linear> {
+        Ok(Linear { weight: w.get(&format!("{prefix}.weight"), &[out, inp])?, bias: w.get(&format!("{prefix}.bias"), &[out])?, lora: None })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let y = x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        match &self.lora {
+            None => Ok(y),
+            Some(l) => {
+                let x = mode.dropout(x, l.dropout)?;
+                let update = x.broadcast_matmul(&l.a.as_tensor().t()?)?.broadcast_matmul(&l.b.as_tensor().t()?)?;
+                y + (update * l.scale)?
+            }
+        }
     }
 }
 
@@ -155,6 +179,38 @@ impl Encoder {
         Ok(Encoder { config: config.clone(), parameters: w.loaded - before, embeddings, layers })
     }
 
+    /// Every weight by its checkpoint name (LoRA adapters not included).
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let e = &self.embeddings;
+        let mut out = vec![
+            ("embeddings.word_embeddings.weight".to_string(), e.word.clone()),
+            ("embeddings.position_embeddings.weight".to_string(), e.position.clone()),
+            ("embeddings.token_type_embeddings.weight".to_string(), e.token_type.clone()),
+            ("embeddings.LayerNorm.weight".to_string(), e.norm.weight.clone()),
+            ("embeddings.LayerNorm.bias".to_string(), e.norm.bias.clone()),
+        ];
+        for (n, l) in self.layers.iter().enumerate() {
+            let p = format!("encoder.layer.{n}");
+            let linears = [
+                ("attention.self.query", &l.query),
+                ("attention.self.key", &l.key),
+                ("attention.self.value", &l.value),
+                ("attention.output.dense", &l.attention_output),
+                ("intermediate.dense", &l.intermediate),
+                ("output.dense", &l.output),
+            ];
+            for (name, lin) in linears {
+                out.push((format!("{p}.{name}.weight"), lin.weight.clone()));
+                out.push((format!("{p}.{name}.bias"), lin.bias.clone()));
+            }
+            for (name, norm) in [("attention.output.LayerNorm", &l.attention_norm), ("output.LayerNorm", &l.output_norm)] {
+                out.push((format!("{p}.{name}.weight"), norm.weight.clone()));
+                out.push((format!("{p}.{name}.bias"), norm.bias.clone()));
+            }
+        }
+        out
+    }
+
     /// Number of weights (elements of every tensor).
     pub fn parameter_count(&self) -> usize {
         self.parameters
@@ -186,16 +242,18 @@ impl Layer {
         let (b, t, h) = x.dims3()?;
         let (heads, dh) = (cfg.num_attention_heads, cfg.head_dim());
         let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let q = split(self.query.forward(x, mode)?)?;
+        let k = split(self.key.forward(x, mode)?)?;
+        let v = split(self.value.forward(x, mode)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(bias)?;
         let probs = mode.dropout(&ops::softmax(&scores)?, cfg.attention_probs_dropout_prob)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
-        let attended = mode.dropout(&self.attention_output.forward(&context)?, cfg.hidden_dropout_prob)?;
+        let attended = self.attention_output.forward(&context, mode)?;
+        let attended = mode.dropout(&attended, cfg.hidden_dropout_prob)?;
         let x = self.attention_norm.forward(&(attended + x)?)?;
-        let inner = ops::activation(&self.intermediate.forward(&x)?, &cfg.hidden_act)?;
-        let out = mode.dropout(&self.output.forward(&inner)?, cfg.hidden_dropout_prob)?;
+        let inner = ops::activation(&self.intermediate.forward(&x, mode)?, &cfg.hidden_act)?;
+        let out = self.output.forward(&inner, mode)?;
+        let out = mode.dropout(&out, cfg.hidden_dropout_prob)?;
         self.output_norm.forward(&(out + x)?)
     }
 }

@@ -124,6 +124,12 @@ impl Fitted for FittedFrozen {
         self.head.parameters()
     }
 
+    fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
+        let (w, b) = self.head.coefficients();
+        super::artifact::save_head(&w, b, dir)?;
+        Ok(true)
+    }
+
     fn fitted_parameters(&self) -> usize {
         self.head.parameters() + self.backbone.encoder.parameter_count()
     }

@@ -1,0 +1,81 @@
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+
+use crate::cli::{GlobalArgs, PredictArgs};
+use crate::error::UsageError;
+use crate::methods::transformer::artifact::load_lora_tensors;
+use crate::methods::transformer::backbone::{locate, Backbone};
+use crate::methods::transformer::classifier::Classifier;
+use crate::methods::transformer::embed::embed_texts;
+use crate::methods::MethodConfig;
+use crate::store::{RunStatus, Store};
+
+/// Probability of the positive class from a frozen run's saved head: σ(embedding·w + b).
+fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact: &Path, expected_sha: Option<&str>, g: &GlobalArgs, texts: &[&str]) -> Result<Vec<f64>> {
+    let dir = locate(&p.backbone, &g.models_dir)?;
+    let (backbone, _) = Backbone::load(&dir, p.max_length, false, &Device::Cpu)?;
+    if let Some(sha) = expected_sha {
+        if sha != backbone.fingerprint {
+            bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.fingerprint);
+        }
+    }
+    let head = candle_core::safetensors::load(artifact.join("head.safetensors"), &Device::Cpu)?;
+    let (w, b) = (head.get("weight").context("head.safetensors has no weight")?, head.get("bias").context("head.safetensors has no bias")?);
+    let (_, emb) = embed_texts(&backbone, texts, p.pooling, p.batch_size, &Device::Cpu)?;
+    // In f64, as the head was fitted.
+    let w: Vec<f64> = w.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
+    let b = f64::from(b.to_vec1::<f32>()?[0]);
+    Ok(emb.iter().map(|e| 1.0 / (1.0 + (-(e.iter().zip(&w).map(|(&x, &w)| x as f64 * w).sum::<f64>() + b)).exp())).collect())
+}
+
+pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
+    let store = Store::new(&g.runs_dir);
+    let record = store.find(&args.run)?;
+    if record.status != RunStatus::Ok {
+        return Err(UsageError(format!("run {} failed ({}); it has no model to predict with", record.id, record.error.as_deref().unwrap_or("?"))).into());
+    }
+    let Some(artifact) = record.artifact.as_ref().map(|a| store.dir().join(a)) else {
+        return Err(UsageError(format!("run {} ({}) kept no model: bench predict works with frozen, finetune and lora runs", record.id, record.config.method.kind())).into());
+    };
+    let mut texts = args.texts.clone();
+    if let Some(file) = &args.file {
+        let content = std::fs::read_to_string(file).with_context(|| format!("reading texts from {}", file.display()))?;
+        texts.extend(content.lines().filter(|l| !l.trim().is_empty()).map(String::from));
+    }
+    if texts.is_empty() {
+        return Err(UsageError("no texts: give them as arguments or with --file".into()).into());
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let dev = Device::Cpu;
+    let probs = match &record.config.method {
+        MethodConfig::Frozen(p) => frozen_probs(p, &artifact, record.method_details["backbone_sha256"].as_str(), g, &refs)?,
+        MethodConfig::Finetune(p) => {
+            let model = Classifier::load_finetuned(&artifact, p.max_length, &dev)?;
+            model.predict_ids(&model.backbone.tokenize(&refs)?, 64, &dev, &|_| {})?
+        }
+        MethodConfig::Lora(p) => {
+            let dir = locate(&p.backbone, &g.models_dir)?;
+            let (backbone, weights) = Backbone::load(&dir, p.max_length, false, &dev)?;
+            let mut model = Classifier::new(backbone, weights, 0, &dev)?;
+            model.add_lora(p.lora.as_ref().context("a lora run has lora settings")?, 0, &dev)?;
+            model.set_trainable(&load_lora_tensors(&artifact)?)?;
+            model.predict_ids(&model.backbone.tokenize(&refs)?, 64, &dev, &|_| {})?
+        }
+        MethodConfig::Lsa(_) => unreachable!("LSA runs keep no artifact"),
+    };
+    let positive = record.config.dataset.positive.first().cloned().unwrap_or_else(|| "positive".into());
+    let negative = record.config.dataset.negative.first().cloned().unwrap_or_else(|| format!("not {positive}"));
+    let mut out = std::io::stdout().lock();
+    for (text, p) in texts.iter().zip(&probs) {
+        let label = if *p > crate::metrics::THRESHOLD { &positive } else { &negative };
+        if args.json {
+            writeln!(out, "{}", serde_json::json!({ "text": text, "label": label, "probability": p }))?;
+        } else {
+            writeln!(out, "{label:<8} {p:.4}  {text}")?;
+        }
+    }
+    Ok(0)
+}

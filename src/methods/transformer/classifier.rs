@@ -1,0 +1,144 @@
+//! A sequence classifier on the encoder, laid out as Hugging Face's BertForSequenceClassification
+//! (so a saved model or adapter loads there): the [CLS] state through the pooler (dense + tanh), dropout,
+//! and a two-way linear classifier; the probability of the positive class is softmax(logits)[1].
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use super::backbone::Backbone;
+use super::encoder::{Linear, LoraAdapter, Mode, Weights};
+use super::params::{LoraSettings, LoraTarget};
+
+pub struct Classifier {
+    pub backbone: Backbone,
+    pub pooler: Linear,
+    pub head: Linear,
+    /// Every trainable tensor by its Hugging Face name (the head as `classifier.weight`, …).
+    pub trainable: Vec<(String, Var)>,
+}
+
+fn var_from(values: Vec<f32>, shape: (usize, usize), device: &Device) -> Result<Var> {
+    Var::from_tensor(&Tensor::from_vec(values, shape, device)?)
+}
+
+impl Classifier {
+    /// Builds the classifier on a loaded backbone. The checkpoint's pooler is used when it has one
+    /// (trainable exactly when the backbone is); the head is new: N(0, 0.02) weights and zero bias, as
+    /// Hugging Face initialises it.
+    pub fn new(backbone: Backbone, mut weights: Weights, seed: u64, device: &Device) -> Result<Classifier> {
+        let h = backbone.encoder.config.hidden_size;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(7);
+        let normal = Normal::new(0.0f32, 0.02).expect("valid normal");
+        let mut fresh = |rows: usize, name: &str, trainable: &mut Vec<(String, Var)>| -> Result<Linear> {
+            let w = var_from((0..rows * h).map(|_| normal.sample(&mut rng)).collect(), (rows, h), device)?;
+            let b = Var::from_tensor(&Tensor::zeros(rows, DType::F32, device)?)?;
+            let lin = Linear { weight: w.as_tensor().clone(), bias: b.as_tensor().clone(), lora: None };
+            trainable.push((format!("{name}.weight"), w));
+            trainable.push((format!("{name}.bias"), b));
+            Ok(lin)
+        };
+        let mut new_vars = Vec::new();
+        let pooler = if weights.has("pooler.dense.weight") {
+            Linear::load(&mut weights, "pooler.dense", h, h)?
+        } else {
+            fresh(h, "pooler.dense", &mut new_vars)?
+        };
+        let head = fresh(2, "classifier", &mut new_vars)?;
+        let mut trainable = std::mem::take(&mut weights.vars);
+        trainable.extend(new_vars);
+        Ok(Classifier { backbone, pooler, head, trainable })
+    }
+
+    /// Rebuilds a classifier saved by `artifact::save_finetuned` (a BertForSequenceClassification folder).
+    pub fn load_finetuned(dir: &std::path::Path, max_length: usize, device: &Device) -> std::result::Result<Classifier, crate::error::ModelError> {
+        let (backbone, mut weights) = Backbone::load(dir, max_length, false, device)?;
+        let h = backbone.encoder.config.hidden_size;
+        let pooler = Linear::load(&mut weights, "pooler.dense", h, h)?;
+        let head = Linear::load(&mut weights, "classifier", h, 2)?;
+        Ok(Classifier { backbone, pooler, head, trainable: Vec::new() })
+    }
+
+    /// Overwrites trainable tensors (adapters, classifier) with saved values, matched by name.
+    pub fn set_trainable(&self, saved: &HashMap<String, Tensor>) -> std::result::Result<(), crate::error::ModelError> {
+        for (name, var) in &self.trainable {
+            let t = saved.get(name).ok_or_else(|| candle_core::Error::Msg(format!("the saved model has no tensor {name}")))?;
+            var.set(t)?;
+        }
+        Ok(())
+    }
+
+    /// Wraps the targeted linear layers with LoRA adapters (A Kaiming-uniform with bound 1/sqrt(in), as
+    /// peft's kaiming_uniform_(a=√5); B zero). Adapters are named as peft saves them.
+    pub fn add_lora(&mut self, s: &LoraSettings, seed: u64, device: &Device) -> Result<()> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(11);
+        let scale = s.alpha / s.rank as f64;
+        let attach = |lin: &mut Linear, name: String, rng: &mut ChaCha8Rng| -> Result<(String, Var, String, Var)> {
+            let (out, inp) = lin.weight.dims2()?;
+            let bound = 1.0 / (inp as f32).sqrt();
+            let a = var_from((0..s.rank * inp).map(|_| rng.gen_range(-bound..bound)).collect(), (s.rank, inp), device)?;
+            let b = Var::from_tensor(&Tensor::zeros((out, s.rank), DType::F32, device)?)?;
+            lin.lora = Some(LoraAdapter { a: a.clone(), b: b.clone(), scale, dropout: s.dropout });
+            Ok((format!("{name}.lora_A.weight"), a, format!("{name}.lora_B.weight"), b))
+        };
+        let mut added = Vec::new();
+        for (n, layer) in self.backbone.encoder.layers.iter_mut().enumerate() {
+            let p = format!("encoder.layer.{n}");
+            for t in &s.targets {
+                let (lin, name) = match t {
+                    LoraTarget::Query => (&mut layer.query, format!("{p}.attention.self.query")),
+                    LoraTarget::Key => (&mut layer.key, format!("{p}.attention.self.key")),
+                    LoraTarget::Value => (&mut layer.value, format!("{p}.attention.self.value")),
+                    LoraTarget::AttentionOutput => (&mut layer.attention_output, format!("{p}.attention.output.dense")),
+                    LoraTarget::Intermediate => (&mut layer.intermediate, format!("{p}.intermediate.dense")),
+                    LoraTarget::Output => (&mut layer.output, format!("{p}.output.dense")),
+                    LoraTarget::Pooler => continue,
+                };
+                added.push(attach(lin, name, &mut rng)?);
+            }
+        }
+        if s.targets.contains(&LoraTarget::Pooler) {
+            added.push(attach(&mut self.pooler, "pooler.dense".into(), &mut rng)?);
+        }
+        for (an, a, bn, b) in added {
+            self.trainable.push((an, a));
+            self.trainable.push((bn, b));
+        }
+        Ok(())
+    }
+
+    /// Logits [batch, 2].
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let hidden = self.backbone.encoder.forward(ids, mask, mode)?;
+        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        let pooled = self.pooler.forward(&cls, mode)?.tanh()?;
+        let pooled = mode.dropout(&pooled, self.backbone.encoder.config.hidden_dropout_prob)?;
+        self.head.forward(&pooled, mode)
+    }
+
+    /// Probability of the positive class for tokenized texts, in length-sorted batches.
+    pub fn predict_ids(&self, ids: &[Vec<u32>], batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> Result<Vec<f64>> {
+        let order = super::embed::length_order(ids);
+        let mut out = vec![0.0; ids.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let (tok, mask) = self.backbone.batch(&seqs, device).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let logits = self.forward(&tok, &mask, &mut Mode::eval())?;
+            let probs: Vec<Vec<f32>> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_device(&Device::Cpu)?.to_vec2()?;
+            for (&i, p) in chunk.iter().zip(probs) {
+                out[i] = p[1] as f64;
+            }
+            on_batch(chunk.len());
+        }
+        Ok(out)
+    }
+
+    pub fn trainable_parameters(&self) -> usize {
+        self.trainable.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+}

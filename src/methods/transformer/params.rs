@@ -1,0 +1,131 @@
+//! Hyperparameters of the trained transformer methods, `finetune` and `lora`: one struct, with the LoRA
+//! settings in their own `lora:` section (present for `kind: lora`, rejected for `kind: finetune`).
+
+use serde::{Deserialize, Serialize};
+
+/// The linear layers LoRA can wrap, named as in the checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraTarget {
+    /// attention.self.query
+    Query,
+    /// attention.self.key
+    Key,
+    /// attention.self.value
+    Value,
+    /// attention.output.dense
+    AttentionOutput,
+    /// intermediate.dense
+    Intermediate,
+    /// output.dense (the feed-forward output)
+    Output,
+    /// pooler.dense: with every other target, seed 000's "wrap every linear layer" variant
+    Pooler,
+}
+
+impl LoraTarget {
+    pub const ENCODER: [LoraTarget; 6] = [Self::Query, Self::Key, Self::Value, Self::AttentionOutput, Self::Intermediate, Self::Output];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoraSettings {
+    pub rank: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    pub targets: Vec<LoraTarget>,
+}
+
+impl Default for LoraSettings {
+    fn default() -> Self {
+        // q/k/v and every "dense" of the encoder, as FINDINGS measured peft with.
+        LoraSettings { rank: 8, alpha: 16.0, dropout: 0.1, targets: LoraTarget::ENCODER.to_vec() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainParams {
+    /// A model folder, or its name under the models directory.
+    pub backbone: String,
+    pub max_length: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Peak learning rate of AdamW.
+    pub lr: f64,
+    /// Decoupled weight decay, on weight matrices only (not biases, layer norms or embeddings' norms).
+    pub weight_decay: f64,
+    /// Fraction of the steps spent warming the learning rate up linearly from 0; it then decays linearly to 0.
+    pub warmup_ratio: f64,
+    /// Gradients are scaled down when their global L2 norm exceeds this.
+    pub max_grad_norm: f64,
+    /// Batches of similar lengths (less padding); deterministic under the seed.
+    pub bucketing: bool,
+    /// Training loss is recorded every this many steps.
+    pub log_every: usize,
+    /// LoRA only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lora: Option<LoraSettings>,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            backbone: "all-MiniLM-L6-v2".into(),
+            max_length: 128,
+            epochs: 2,
+            batch_size: 16,
+            lr: 5e-5,
+            weight_decay: 0.01,
+            warmup_ratio: 0.06,
+            max_grad_norm: 1.0,
+            bucketing: true,
+            log_every: 50,
+            lora: None,
+        }
+    }
+}
+
+impl TrainParams {
+    pub fn validate(&self, kind: &str) -> Result<(), (&'static str, String)> {
+        let positive = |v: f64| v > 0.0 && v.is_finite();
+        if self.backbone.trim().is_empty() {
+            return Err(("backbone", "backbone is empty: give a model folder or a name under the models directory".into()));
+        }
+        if !(2..=8192).contains(&self.max_length) {
+            return Err(("max_length", format!("max_length is {}; it must be between 2 and 8192 tokens", self.max_length)));
+        }
+        if self.epochs == 0 || self.batch_size == 0 || self.log_every == 0 {
+            return Err(("epochs", "epochs, batch_size and log_every must be at least 1".into()));
+        }
+        if !positive(self.lr) {
+            return Err(("lr", format!("lr is {}; it must be a positive number", self.lr)));
+        }
+        if !(self.weight_decay >= 0.0) {
+            return Err(("weight_decay", "weight_decay must be 0 or more".into()));
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return Err(("warmup_ratio", format!("warmup_ratio is {}; it is a fraction in [0, 1)", self.warmup_ratio)));
+        }
+        if !positive(self.max_grad_norm) {
+            return Err(("max_grad_norm", "max_grad_norm must be a positive number".into()));
+        }
+        match (kind, &self.lora) {
+            ("finetune", Some(_)) => Err(("lora", "`lora:` settings apply to kind: lora, not finetune".into())),
+            ("lora", Some(l)) => {
+                if l.rank == 0 {
+                    Err(("lora", "lora.rank must be at least 1".into()))
+                } else if !positive(l.alpha) {
+                    Err(("lora", "lora.alpha must be a positive number".into()))
+                } else if !(0.0..1.0).contains(&l.dropout) {
+                    Err(("lora", "lora.dropout is a probability in [0, 1)".into()))
+                } else if l.targets.is_empty() {
+                    Err(("lora", "lora.targets needs at least one layer (query, key, value, attention_output, intermediate, output, pooler)".into()))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}

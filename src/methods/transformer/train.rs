@@ -1,0 +1,293 @@
+//! `finetune` and `lora`: training a sequence classifier on the encoder. AdamW (weight decay on weight
+//! matrices, not on biases and layer norms, as Hugging Face's Trainer), linear warm-up then linear decay,
+//! gradient clipping by global norm, seeded dropout, and batches of similar lengths.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::backbone::{locate, Backbone};
+use super::classifier::Classifier;
+use super::encoder::Mode;
+use super::params::TrainParams;
+use crate::error::{MethodError, ModelError};
+use crate::methods::{Examples, FitContext, Fitted};
+use crate::metrics;
+use crate::progress::Progress;
+
+/// Texts per forward pass at prediction time.
+const PREDICT_BATCH: usize = 64;
+/// Batches are formed from windows of this many batches' worth of examples, sorted by length.
+const BUCKET_WINDOW: usize = 50;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLog {
+    pub step: usize,
+    pub epoch: usize,
+    /// Mean training loss over the steps since the previous entry.
+    pub loss: f64,
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub seconds: f64,
+    /// Metrics on the evaluation split after this epoch (reported, never used to choose anything).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalLog>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalLog {
+    pub accuracy: f64,
+    pub f1: f64,
+    pub auroc: f64,
+    pub log_loss: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct History {
+    pub steps: Vec<StepLog>,
+    pub epochs: Vec<EpochLog>,
+    /// Padded tokens per real token in the training batches (1.0 = no padding).
+    pub padding_ratio: f64,
+    pub train_samples_per_s: f64,
+}
+
+pub struct FittedClassifier {
+    kind: String,
+    params: TrainParams,
+    model: Classifier,
+    history: History,
+    device: Device,
+}
+
+/// Batches of example indices for one epoch. With bucketing, windows of shuffled examples are sorted by
+/// length before being cut into batches, and the batches shuffled: little padding, still random.
+pub fn make_batches(lengths: &[usize], batch_size: usize, bucketing: bool, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let mut idx: Vec<usize> = (0..lengths.len()).collect();
+    idx.shuffle(rng);
+    if bucketing {
+        for window in idx.chunks_mut(batch_size * BUCKET_WINDOW) {
+            window.sort_by_key(|&i| lengths[i]); // stable: ties keep their shuffled order
+        }
+    }
+    let mut batches: Vec<Vec<usize>> = idx.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    if bucketing {
+        batches.shuffle(rng);
+    }
+    batches
+}
+
+/// Learning rate at a step: linear warm-up to `peak`, then linear decay to 0 at `total`.
+pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64) -> f64 {
+    if step < warmup {
+        peak * (step + 1) as f64 / warmup as f64
+    } else {
+        peak * (total.saturating_sub(step)) as f64 / (total - warmup).max(1) as f64
+    }
+}
+
+/// Scales the gradients so that their global L2 norm is at most `max_norm`; returns the norm before.
+fn clip_gradients(grads: &mut candle_core::backprop::GradStore, vars: &[Var], max_norm: f64) -> candle_core::Result<f64> {
+    let mut sq = 0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        }
+    }
+    let norm = sq.sqrt();
+    if norm > max_norm {
+        let scale = max_norm / (norm + 1e-6);
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * scale)?);
+            }
+        }
+    }
+    Ok(norm)
+}
+
+fn tokenize(backbone: &Backbone, texts: &[String]) -> Result<Vec<Vec<u32>>, ModelError> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    backbone.tokenize(&refs)
+}
+
+/// Builds the classifier for a method kind: all weights trainable (`finetune`), or the checkpoint frozen
+/// and LoRA adapters added (`lora`); the head is trainable in both.
+pub fn build(kind: &str, p: &TrainParams, ctx: &FitContext<'_>, device: &Device) -> Result<Classifier, MethodError> {
+    let dir = locate(&p.backbone, ctx.models_dir)?;
+    let (backbone, weights) = Backbone::load(&dir, p.max_length, kind == "finetune", device)?;
+    let mut model = Classifier::new(backbone, weights, ctx.seed, device).map_err(ModelError::from)?;
+    if let Some(lora) = &p.lora {
+        model.add_lora(lora, ctx.seed, device).map_err(ModelError::from)?;
+    }
+    Ok(model)
+}
+
+pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
+    let device = Device::Cpu;
+    let model = build(kind, p, ctx, &device)?;
+    let ids = tokenize(&model.backbone, train.texts)?;
+    let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+    let steps_per_epoch = ids.len().div_ceil(p.batch_size);
+    let total = p.epochs * steps_per_epoch;
+    let warmup = (p.warmup_ratio * total as f64).ceil() as usize;
+
+    let vars: Vec<Var> = model.trainable.iter().map(|(_, v)| v.clone()).collect();
+    let (decay, no_decay): (Vec<_>, Vec<_>) = model.trainable.iter().partition(|(name, _)| !name.ends_with("bias") && !name.contains("LayerNorm"));
+    let adamw = |wd: f64| ParamsAdamW { lr: p.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd };
+    let mut opt_decay = AdamW::new(decay.into_iter().map(|(_, v)| v.clone()).collect(), adamw(p.weight_decay)).map_err(ModelError::from)?;
+    let mut opt_plain = AdamW::new(no_decay.into_iter().map(|(_, v)| v.clone()).collect(), adamw(0.0)).map_err(ModelError::from)?;
+
+    let mut batch_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
+    batch_rng.set_stream(1);
+    let mut dropout_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
+    dropout_rng.set_stream(2);
+    let mut history = History::default();
+    let (mut real_tokens, mut padded_tokens, mut step) = (0usize, 0usize, 0usize);
+    let mut train_seconds = 0.0;
+    let bar = ctx.progress.bar(total as u64, format!("{kind} training"), "steps");
+    for epoch in 1..=p.epochs {
+        let started = Instant::now();
+        let (mut epoch_loss, mut window_loss, mut window_steps) = (0.0, 0.0, 0usize);
+        let batches = make_batches(&lengths, p.batch_size, p.bucketing, &mut batch_rng);
+        for batch in &batches {
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
+            padded_tokens += seqs.len() * seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+            let (tok, mask) = model.backbone.batch(&seqs, &device)?;
+            let labels = Tensor::from_vec(batch.iter().map(|&i| train.labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
+            let step_result: candle_core::Result<f64> = (|| {
+                let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut dropout_rng) })?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
+                let mut grads = loss.backward()?;
+                clip_gradients(&mut grads, &vars, p.max_grad_norm)?;
+                let lr = learning_rate(step, total, warmup, p.lr);
+                opt_decay.set_learning_rate(lr);
+                opt_plain.set_learning_rate(lr);
+                opt_decay.step(&grads)?;
+                opt_plain.step(&grads)?;
+                loss.to_scalar::<f32>().map(f64::from)
+            })();
+            let loss = step_result.map_err(ModelError::from)?;
+            if !loss.is_finite() {
+                return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
+            }
+            step += 1;
+            epoch_loss += loss;
+            window_loss += loss;
+            window_steps += 1;
+            if step % p.log_every == 0 || step == total {
+                history.steps.push(StepLog { step, epoch, loss: window_loss / window_steps as f64, lr: learning_rate(step - 1, total, warmup, p.lr) });
+                (window_loss, window_steps) = (0.0, 0);
+            }
+            bar.inc(1);
+        }
+        train_seconds += started.elapsed().as_secs_f64();
+        let eval = match &ctx.monitor {
+            Some(m) => {
+                let probs = predict(&model, m.texts, ctx.progress, &device)?;
+                let (mm, _) = metrics::evaluate(m.labels, &probs, ctx.seed);
+                Some(EvalLog { accuracy: mm.accuracy, f1: mm.f1, auroc: mm.auroc, log_loss: mm.log_loss })
+            }
+            None => None,
+        };
+        tracing::info!(epoch, loss = epoch_loss / batches.len() as f64, eval = ?eval.as_ref().map(|e| e.accuracy), "epoch done");
+        history.epochs.push(EpochLog { epoch, train_loss: epoch_loss / batches.len() as f64, seconds: started.elapsed().as_secs_f64(), eval });
+    }
+    bar.finish_and_clear();
+    history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
+    history.train_samples_per_s = (p.epochs * ids.len()) as f64 / train_seconds;
+    Ok(FittedClassifier { kind: kind.to_string(), params: p.clone(), model, history, device })
+}
+
+fn predict(model: &Classifier, texts: &[String], progress: &Progress, device: &Device) -> Result<Vec<f64>, MethodError> {
+    let ids = tokenize(&model.backbone, texts)?;
+    let bar = progress.bar(texts.len() as u64, "predicting", "texts");
+    let probs = model.predict_ids(&ids, PREDICT_BATCH, device, &|n| bar.inc(n as u64)).map_err(ModelError::from)?;
+    bar.finish_and_clear();
+    Ok(probs)
+}
+
+impl FittedClassifier {
+    pub fn model(&self) -> &Classifier {
+        &self.model
+    }
+}
+
+impl Fitted for FittedClassifier {
+    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<Vec<f64>, MethodError> {
+        predict(&self.model, texts, progress, &self.device)
+    }
+
+    fn trainable_parameters(&self) -> usize {
+        self.model.trainable_parameters()
+    }
+
+    fn fitted_parameters(&self) -> usize {
+        let lora: usize = self.model.trainable.iter().filter(|(n, _)| n.contains("lora_")).map(|(_, v)| v.elem_count()).sum();
+        let h = self.model.backbone.encoder.config.hidden_size;
+        self.model.backbone.encoder.parameter_count() + h * h + h + 2 * h + 2 + lora
+    }
+
+    fn details(&self) -> serde_json::Value {
+        serde_json::json!({
+            "backbone": self.model.backbone.dir.display().to_string(),
+            "backbone_sha256": self.model.backbone.fingerprint,
+            "padding_ratio": self.history.padding_ratio,
+        })
+    }
+
+    fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
+        match &self.params.lora {
+            Some(lora) if self.kind == "lora" => super::artifact::save_lora(&self.model, lora, &self.params.backbone, dir)?,
+            _ => super::artifact::save_finetuned(&self.model, dir)?,
+        }
+        Ok(true)
+    }
+
+    fn history(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(&self.history).ok()
+    }
+
+    fn train_samples_per_s(&self) -> Option<f64> {
+        Some(self.history.train_samples_per_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_warms_up_then_decays_to_zero() {
+        let lrs: Vec<f64> = (0..10).map(|s| learning_rate(s, 10, 2, 1.0)).collect();
+        assert_eq!(lrs[0], 0.5);
+        assert_eq!(lrs[1], 1.0);
+        assert_eq!(lrs[2], 1.0);
+        assert!((lrs[9] - 1.0 / 8.0).abs() < 1e-12);
+        assert!(lrs.windows(2).skip(2).all(|w| w[1] <= w[0]));
+    }
+
+    #[test]
+    fn bucketed_batches_cover_every_example_once_and_pad_less() {
+        let lengths: Vec<usize> = (0..1000).map(|i| 5 + (i * 37) % 90).collect();
+        let pad = |batches: &[Vec<usize>]| -> usize { batches.iter().map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap()).sum() };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let bucketed = make_batches(&lengths, 16, true, &mut rng);
+        let random = make_batches(&lengths, 16, false, &mut ChaCha8Rng::seed_from_u64(3));
+        let mut seen: Vec<usize> = bucketed.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+        assert!(pad(&bucketed) * 10 < pad(&random) * 7, "bucketing pads much less");
+        assert_eq!(make_batches(&lengths, 16, true, &mut ChaCha8Rng::seed_from_u64(3)), bucketed, "deterministic under the seed");
+    }
+}

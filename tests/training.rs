@@ -1,0 +1,114 @@
+//! Training reaches what it should and nothing else: full fine-tuning puts a gradient on every weight of
+//! the encoder and head; LoRA leaves the checkpoint bit-identical and trains only adapters and head; the
+//! LoRA parameter count follows the closed formula.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use textbench::methods::transformer::backbone::Backbone;
+use textbench::methods::transformer::cache::ModelCache;
+use textbench::methods::transformer::classifier::Classifier;
+use textbench::methods::transformer::encoder::Mode;
+use textbench::methods::transformer::params::{LoraSettings, LoraTarget, TrainParams};
+use textbench::methods::transformer::train;
+use textbench::methods::{Examples, FitContext};
+use textbench::progress::Progress;
+
+fn minilm() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/all-MiniLM-L6-v2")
+}
+
+fn sum_abs(t: &Tensor) -> f32 {
+    t.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn one_finetuning_step_reaches_every_weight() {
+    let dev = Device::Cpu;
+    let (backbone, weights) = Backbone::load(&minilm(), 64, true, &dev).unwrap();
+    let model = Classifier::new(backbone, weights, 0, &dev).unwrap();
+    assert_eq!(model.trainable.len(), 101 + 2 + 2, "encoder, pooler and classifier tensors");
+    let ids = model.backbone.tokenize(&["WINNER! claim your prize", "lunch at one?", "free entry, txt WIN now"]).unwrap();
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    let (tok, mask) = model.backbone.batch(&refs, &dev).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut rng) }).unwrap();
+    let labels = Tensor::new(&[1u32, 0, 1], &dev).unwrap();
+    let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
+    let missing: Vec<&str> =
+        model.trainable.iter().filter(|(_, v)| grads.get(v.as_tensor()).map_or(true, |g| !(sum_abs(g) > 0.0))).map(|(n, _)| n.as_str()).collect();
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+}
+
+fn texts() -> (Vec<String>, Vec<bool>) {
+    let spam = ["WINNER! You have won a cash prize, call now", "Free entry: txt WIN to 80062", "Urgent: claim your voucher at claim.example.com"];
+    let ham = ["see you at the station at 6", "can you pick up some milk?", "thanks for the book, call me later"];
+    let mut t = Vec::new();
+    let mut l = Vec::new();
+    for i in 0..8 {
+        t.push(format!("{} {i}", spam[i % 3]));
+        l.push(true);
+        t.push(format!("{} {i}", ham[i % 3]));
+        l.push(false);
+    }
+    (t, l)
+}
+
+#[test]
+fn lora_trains_adapters_and_head_only() {
+    let models = Arc::new(ModelCache::new(None));
+    let progress = Progress::hidden();
+    let dir = minilm();
+    let ctx = FitContext { seed: 3, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
+    let p = TrainParams { backbone: dir.display().to_string(), epochs: 2, batch_size: 4, lr: 1e-3, lora: Some(LoraSettings::default()), ..Default::default() };
+    let (texts, labels) = texts();
+    let fitted = train::fit("lora", &p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap();
+    let model = fitted.model();
+
+    // The checkpoint's weights are exactly what is on disk.
+    let (original, _) = Backbone::load(&dir, 128, false, &Device::Cpu).unwrap();
+    let before = original.encoder.named_tensors();
+    let after = model.backbone.encoder.named_tensors();
+    assert_eq!(before.len(), after.len());
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        assert!(values(a) == values(b), "{name} changed");
+    }
+    // Every adapter's B left zero, and only adapters and the classifier are trainable.
+    for (name, var) in &model.trainable {
+        assert!(name.contains(".lora_") || name.starts_with("classifier."), "{name} is trainable");
+        if name.ends_with("lora_B.weight") {
+            assert!(sum_abs(var.as_tensor()) > 0.0, "{name} did not train");
+        }
+    }
+}
+
+#[test]
+fn lora_parameter_count_follows_the_formula() {
+    let dev = Device::Cpu;
+    let (h, i, layers) = (384usize, 1536usize, 6usize);
+    let cases = [
+        (8, LoraTarget::ENCODER.to_vec()),
+        (4, vec![LoraTarget::Query, LoraTarget::Value]),
+        (16, [LoraTarget::ENCODER.as_slice(), &[LoraTarget::Pooler]].concat()),
+    ];
+    for (r, targets) in cases {
+        let (backbone, weights) = Backbone::load(&minilm(), 32, false, &dev).unwrap();
+        let mut model = Classifier::new(backbone, weights, 0, &dev).unwrap();
+        model.add_lora(&LoraSettings { rank: r, alpha: 16.0, dropout: 0.0, targets: targets.clone() }, 0, &dev).unwrap();
+        let per_layer: usize = targets
+            .iter()
+            .map(|t| match t {
+                LoraTarget::Intermediate | LoraTarget::Output => r * (h + i),
+                LoraTarget::Pooler => 0,
+                _ => r * (h + h),
+            })
+            .sum();
+        let pooler = if targets.contains(&LoraTarget::Pooler) { r * (h + h) } else { 0 };
+        let classifier = 2 * h + 2;
+        assert_eq!(model.trainable_parameters(), layers * per_layer + pooler + classifier, "r={r} {targets:?}");
+    }
+}
