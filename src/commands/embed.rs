@@ -1,23 +1,15 @@
 use std::io::Write;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::Device;
 
 use crate::cli::{EmbedArgs, GlobalArgs, PoolingArg};
-use crate::error::UsageError;
 use crate::methods::transformer::backbone::{locate, Backbone};
 use crate::methods::transformer::embed::embed_texts;
 use crate::methods::transformer::encoder::Pooling;
 
 pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
-    let mut texts = args.texts.clone();
-    if let Some(file) = &args.file {
-        let content = std::fs::read_to_string(file).with_context(|| format!("reading texts from {}", file.display()))?;
-        texts.extend(content.lines().filter(|l| !l.trim().is_empty()).map(String::from));
-    }
-    if texts.is_empty() {
-        return Err(UsageError("no texts: give them as arguments or with --file".into()).into());
-    }
+    let texts = super::collect_texts(&args.texts, args.file.as_deref())?;
     let pooling = match args.pooling {
         PoolingArg::Mean => Pooling::Mean,
         PoolingArg::Cls => Pooling::Cls,

@@ -8,7 +8,7 @@ mod predict;
 mod run;
 mod show;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command};
 use crate::progress::Progress;
@@ -30,6 +30,19 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
 /// Parses every spec before anything else happens, so one bad spec stops the whole command.
 fn load_specs(paths: &[std::path::PathBuf]) -> Result<Vec<Spec>> {
     paths.iter().map(|p| Spec::load(p).map_err(anyhow::Error::from)).collect()
+}
+
+/// Texts given on the command line, then those of `--file` (one per line, blank lines skipped).
+fn collect_texts(texts: &[String], file: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let mut all = texts.to_vec();
+    if let Some(file) = file {
+        let content = std::fs::read_to_string(file).with_context(|| format!("reading texts from {}", file.display()))?;
+        all.extend(content.lines().filter(|l| !l.trim().is_empty()).map(String::from));
+    }
+    if all.is_empty() {
+        return Err(crate::error::UsageError("no texts: give them as arguments or with --file".into()).into());
+    }
+    Ok(all)
 }
 
 /// A metric value for tables; NaN (undefined) prints as a dash.

@@ -40,14 +40,7 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
     let Some(artifact) = record.artifact.as_ref().map(|a| store.dir().join(a)) else {
         return Err(UsageError(format!("run {} ({}) kept no model: bench predict works with frozen, finetune and lora runs", record.id, record.config.method.kind())).into());
     };
-    let mut texts = args.texts.clone();
-    if let Some(file) = &args.file {
-        let content = std::fs::read_to_string(file).with_context(|| format!("reading texts from {}", file.display()))?;
-        texts.extend(content.lines().filter(|l| !l.trim().is_empty()).map(String::from));
-    }
-    if texts.is_empty() {
-        return Err(UsageError("no texts: give them as arguments or with --file".into()).into());
-    }
+    let texts = super::collect_texts(&args.texts, args.file.as_deref())?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let dev = Device::Cpu;
     let probs = match &record.config.method {
