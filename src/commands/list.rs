@@ -15,7 +15,7 @@ pub fn run(args: &ListArgs, g: &GlobalArgs) -> Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<16}  {:<6}  {:<20}  {:<12}  {:<6}  {:>5}  {:>8}  {:>8}  {:>8}  {:>8}  finished",
+        "{:<16}  {:<6}  {:<20}  {:<12}  {:<8}  {:>5}  {:>8}  {:>8}  {:>8}  {:>8}  finished",
         "id", "status", "spec", "dataset", "method", "seed", "accuracy", "f1", "auroc", "fit s"
     );
     for r in &records {
@@ -25,7 +25,7 @@ pub fn run(args: &ListArgs, g: &GlobalArgs) -> Result<i32> {
             RunStatus::Failed => "FAILED",
         };
         println!(
-            "{:<16}  {:<6}  {:<20}  {:<12}  {:<6}  {:>5}  {:>8}  {:>8}  {:>8}  {:>8.2}  {}",
+            "{:<16}  {:<6}  {:<20}  {:<12}  {:<8}  {:>5}  {:>8}  {:>8}  {:>8}  {:>8.2}  {}",
             r.id,
             status,
             r.spec.name,

@@ -17,12 +17,12 @@ pub fn run(args: &RunArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
         return Ok(EXIT_USAGE);
     }
     if args.dry_run {
-        println!("{:<16}  {:<7}  {:<20}  {:<12}  {:<6}  {:>5}  {:>6}/{:<6}  sweep", "id", "status", "spec", "dataset", "method", "seed", "train", "eval");
+        println!("{:<16}  {:<7}  {:<20}  {:<12}  {:<8}  {:>5}  {:>6}/{:<6}  sweep", "id", "status", "spec", "dataset", "method", "seed", "train", "eval");
         for p in &plans {
             let point: Vec<String> = p.run.sweep_point.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let status = if p.done && !args.force { "done" } else { "pending" };
             println!(
-                "{:<16}  {:<7}  {:<20}  {:<12}  {:<6}  {:>5}  {:>6}/{:<6}  {}",
+                "{:<16}  {:<7}  {:<20}  {:<12}  {:<8}  {:>5}  {:>6}/{:<6}  {}",
                 p.id,
                 status,
                 p.spec.name,
