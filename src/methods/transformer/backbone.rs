@@ -21,7 +21,8 @@ pub struct Backbone {
     pub fingerprint: String,
 }
 
-/// Finds a model folder: a path as given, else a folder of that name under `models_dir`.
+/// Finds a model folder: a path as given, else a folder of that name under `models_dir`, else, for a
+/// hub id such as `sentence-transformers/all-MiniLM-L6-v2`, the Hugging Face cache or the hub.
 pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
     let direct = PathBuf::from(model);
     for candidate in [direct.clone(), models_dir.join(model)] {
@@ -29,11 +30,14 @@ pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
             return Ok(candidate);
         }
     }
+    if super::hub::is_hub_id(model) {
+        return super::hub::resolve(model);
+    }
     Err(ModelError::Missing {
         path: direct,
         hint: format!(
             "no model folder (config.json, model.safetensors, tokenizer.json) here or under the models directory {} \
-             (set --models-dir or BENCH_MODELS_DIR)",
+             (set --models-dir or BENCH_MODELS_DIR), and not a hub id (org/name)",
             models_dir.display()
         ),
     })

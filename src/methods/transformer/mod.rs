@@ -8,6 +8,7 @@ pub mod config;
 pub mod embed;
 pub mod encoder;
 pub mod frozen;
+pub mod hub;
 pub mod ops;
 pub mod params;
 pub mod train;
