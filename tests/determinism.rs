@@ -27,3 +27,18 @@ fn same_spec_and_seed_give_identical_metrics() {
     assert_eq!(p1, p3);
     assert!(m1["accuracy"].as_f64().unwrap() > 0.5);
 }
+
+#[test]
+fn training_a_transformer_is_reproducible() {
+    let sb = Sandbox::new();
+    std::fs::copy(common::smoke_csv(), sb.path().join("smoke.csv")).unwrap();
+    sb.write("s.yaml", csv_spec("smoke.csv", "  kind: lora\n  epochs: 1\n  batch_size: 16\n  lr: 1.0e-3\n") + "seeds: [4]\n");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models");
+    let run = |threads: &str| {
+        sb.bench().arg("--models-dir").arg(&models).args(["-q", "run", "--force", "--threads", threads]).arg(sb.path().join("s.yaml")).assert().success();
+        let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&sb.records()[0]).unwrap()).unwrap();
+        (r["predictions"].clone(), r["history"]["steps"].clone())
+    };
+    let first = run("2");
+    assert_eq!(first, run("2"), "same seed, same probabilities and losses to the bit");
+}
