@@ -3,47 +3,27 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{shared_datasets, Sandbox};
+use common::{serve_http, shared_datasets, Response, Sandbox};
 use predicates::prelude::*;
 
-/// Serves `files` by path on 127.0.0.1 until the test ends; counts the requests it answered.
+/// Serves `files` by path on loopback; counts the requests it answered.
 struct Server {
     base: String,
     requests: Arc<AtomicUsize>,
 }
 
 fn serve(files: HashMap<String, Vec<u8>>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let counter = requests.clone();
-    std::thread::spawn(move || {
-        // Bounded: a test never makes more than a few dozen requests.
-        for stream in listener.incoming().take(64) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                header.clear();
-            }
-            counter.fetch_add(1, Ordering::SeqCst);
-            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let (status, body) = match files.get(&path) {
-                Some(b) => ("200 OK", b.clone()),
-                None => ("404 Not Found", b"not here".to_vec()),
-            };
-            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
+    let base = serve_http(move |req| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        match files.get(&req.path) {
+            Some(b) => Response { status: "200 OK", headers: vec![], body: b.clone() },
+            None => Response { status: "404 Not Found", headers: vec![], body: b"not here".to_vec() },
         }
     });
     Server { base, requests }

@@ -4,11 +4,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use common::Sandbox;
+use common::{serve_http, Response, Sandbox};
 
 const ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 const FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
@@ -58,42 +56,19 @@ fn hub_id_missing_offline_is_an_input_error() {
 /// A fake hub: answers `/{id}/resolve/main/{file}` with the headers hf-hub checks and byte ranges.
 fn serve_hub() -> String {
     let files: HashMap<String, Vec<u8>> = FILES.iter().map(|f| (format!("/{ID}/resolve/main/{f}"), std::fs::read(minilm().join(f)).unwrap())).collect();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(64) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let mut range = None;
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                if let Some(v) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                    let (a, b) = v.trim().split_once('-').unwrap();
-                    range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().ok()));
-                }
-                header.clear();
-            }
-            let Some(body) = files.get(&path) else {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                continue;
-            };
-            let (a, b) = range.map_or((0, body.len() - 1), |(a, b)| (a, b.unwrap_or(body.len() - 1).min(body.len() - 1)));
-            let head = format!(
-                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{}\r\nETag: \"{:x}\"\r\nX-Repo-Commit: 0123abcd\r\nConnection: close\r\n\r\n",
-                b - a + 1,
-                body.len(),
-                body.len() * 31 + path.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body[a..=b]);
-        }
-    });
-    base
+    serve_http(move |req| {
+        let Some(body) = files.get(&req.path) else {
+            return Response { status: "404 Not Found", headers: vec![], body: vec![] };
+        };
+        let last = body.len() - 1;
+        let (a, b) = req.range.map_or((0, last), |(a, b)| (a, b.unwrap_or(last).min(last)));
+        let headers = vec![
+            ("Content-Range".to_string(), format!("bytes {a}-{b}/{}", body.len())),
+            ("ETag".to_string(), format!("\"{:x}\"", body.len() * 31 + req.path.len())),
+            ("X-Repo-Commit".to_string(), "0123abcd".to_string()),
+        ];
+        Response { status: "206 Partial Content", headers, body: body[a..=b].to_vec() }
+    })
 }
 
 #[test]

@@ -109,3 +109,52 @@ pub fn synthetic_csv(rows: usize, seed: u64) -> String {
     }
     s
 }
+
+/// A request as a loopback test server sees it: the path, and a `Range: bytes=a-b` header if any.
+pub struct Request {
+    pub path: String,
+    pub range: Option<(usize, Option<usize>)>,
+}
+
+/// A response: status line text, extra headers, body.
+pub struct Response {
+    pub status: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Serves HTTP/1.1 on 127.0.0.1 (one request per connection) with `handler`; returns the base URL.
+/// Bounded: it stops after 64 connections, far more than any test makes.
+pub fn serve_http(handler: impl Fn(&Request) -> Response + Send + 'static) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut req = Request { path: line.split_whitespace().nth(1).unwrap_or("/").to_string(), range: None };
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let (a, b) = v.trim().split_once('-').unwrap_or(("0", ""));
+                    req.range = Some((a.parse().unwrap_or(0), b.parse().ok()));
+                }
+                header.clear();
+            }
+            let resp = handler(&req);
+            let mut head = format!("HTTP/1.1 {}\r\nContent-Length: {}\r\nConnection: close\r\n", resp.status, resp.body.len());
+            for (k, v) in &resp.headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&resp.body);
+        }
+    });
+    base
+}
