@@ -90,6 +90,7 @@ pub fn plan<'a>(specs: &'a [Spec], opts: &RunOptions, store: &Store, progress: &
 
 /// Executes the plans that are not done (all of them with `force`), writing one record each.
 pub fn execute(plans: &[Plan<'_>], opts: &RunOptions, store: &Store, progress: &Progress) -> Result<Outcome, crate::error::StoreError> {
+    store.remove_stale_temporaries();
     let todo: Vec<&Plan> = plans.iter().filter(|p| opts.force || !p.done).collect();
     let mut outcome = Outcome { skipped: plans.len() - todo.len(), ..Default::default() };
     let overall = progress.bar(todo.len() as u64, "runs", "runs");

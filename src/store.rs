@@ -168,6 +168,22 @@ impl Store {
         Ok(Some(id.to_string()))
     }
 
+    /// Removes temporary files and folders that killed runs left (older than an hour, so that a write in
+    /// flight in another process is never touched). Best effort: what cannot be removed is left.
+    pub fn remove_stale_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for e in entries.flatten() {
+            let stale = e.file_name().to_string_lossy().starts_with(".tmp-")
+                && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
+            if stale {
+                let p = e.path();
+                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                tracing::info!("removed {} left by an interrupted run", p.display());
+            }
+        }
+    }
+
     /// Every record in the store, oldest first. Unreadable files are returned as errors beside them.
     pub fn list(&self) -> Result<(Vec<RunRecord>, Vec<StoreError>), StoreError> {
         let entries = match std::fs::read_dir(&self.dir) {

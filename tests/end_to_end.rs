@@ -152,3 +152,17 @@ fn jsonl_and_tsv_are_read() {
     // Same texts and labels in the same order: the same fingerprint, whatever the file format.
     assert_eq!(records[0]["data"]["fingerprint"], records[1]["data"]["fingerprint"]);
 }
+
+#[test]
+fn stale_temporaries_of_killed_runs_are_cleaned_up() {
+    let sb = Sandbox::new();
+    let spec = smoke_spec(&sb, "  accuracy: 0.5\n");
+    let old = sb.write("runs/.tmp-killed.json", "{\"partial");
+    let fresh = sb.write("runs/.tmp-in-flight.json", "{\"partial");
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    sb.bench().args(["-q", "run"]).arg(&spec).assert().success();
+    assert!(!old.exists(), "an hour-old temporary is removed");
+    assert!(fresh.exists(), "a recent one may belong to a run in flight");
+    sb.bench().args(["list"]).assert().success().stderr(predicate::str::contains("partial").not());
+}
