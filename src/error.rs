@@ -94,6 +94,8 @@ pub enum ModelError {
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("{0}")]
+    Device(String),
+    #[error("{0}")]
     Candle(#[from] candle_core::Error),
 }
 
@@ -114,7 +116,7 @@ pub enum MethodError {
 pub fn is_usage_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
         let bad_run_name = matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NotFound { .. } | StoreError::Ambiguous { .. }));
-        let bad_model = matches!(e.downcast_ref::<ModelError>(), Some(ModelError::Missing { .. } | ModelError::Invalid { .. }));
+        let bad_model = matches!(e.downcast_ref::<ModelError>(), Some(ModelError::Missing { .. } | ModelError::Invalid { .. } | ModelError::Device(_)));
         e.is::<SpecError>() || e.is::<DataError>() || e.is::<UsageError>() || bad_run_name || bad_model
     })
 }

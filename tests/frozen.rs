@@ -60,3 +60,24 @@ fn embed_prints_ids_and_embeddings() {
     assert_eq!(v["input_ids"], serde_json::json!([101, 7592, 2088, 102]));
     assert_eq!(v["embedding"].as_array().unwrap().len(), 384);
 }
+
+#[test]
+fn device_cuda_without_cuda_is_an_input_error_and_auto_falls_back() {
+    let sb = Sandbox::new();
+    std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
+    let cuda = sb.write("cuda.yaml", csv_spec("smoke.csv", "  kind: lora\n  device: cuda\n"));
+    if cfg!(feature = "cuda") {
+        return; // a CUDA build on a GPU machine may well run it
+    }
+    sb.bench()
+        .arg("--models-dir")
+        .arg(models_dir())
+        .args(["run"])
+        .arg(&cuda)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("device: cuda is not available").and(predicate::str::contains("--features cuda")));
+    assert!(sb.runs_dir_is_empty());
+    let auto = sb.write("auto.yaml", csv_spec("smoke.csv", "  kind: frozen\n  device: auto\n"));
+    sb.bench().arg("--models-dir").arg(models_dir()).args(["-q", "run"]).arg(&auto).assert().success();
+}

@@ -16,7 +16,8 @@ use crate::store::{RunStatus, Store};
 /// Probability of the positive class from a frozen run's saved head: σ(embedding·w + b).
 fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact: &Path, expected_sha: Option<&str>, g: &GlobalArgs, texts: &[&str]) -> Result<Vec<f64>> {
     let dir = locate(&p.backbone, &g.models_dir)?;
-    let (backbone, _) = Backbone::load(&dir, p.max_length, false, &Device::Cpu)?;
+    let device = p.device.resolve()?;
+    let (backbone, _) = Backbone::load(&dir, p.max_length, false, &device)?;
     if let Some(sha) = expected_sha {
         if sha != backbone.fingerprint {
             bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.fingerprint);
@@ -24,7 +25,7 @@ fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact:
     }
     let head = candle_core::safetensors::load(artifact.join("head.safetensors"), &Device::Cpu)?;
     let (w, b) = (head.get("weight").context("head.safetensors has no weight")?, head.get("bias").context("head.safetensors has no bias")?);
-    let (_, emb) = embed_texts(&backbone, texts, p.pooling, p.batch_size, &Device::Cpu)?;
+    let (_, emb) = embed_texts(&backbone, texts, p.pooling, p.batch_size, &device)?;
     // In f64, as the head was fitted.
     let w: Vec<f64> = w.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
     let b = f64::from(b.to_vec1::<f32>()?[0]);
@@ -42,7 +43,10 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
     };
     let texts = super::collect_texts(&args.texts, args.file.as_deref())?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let dev = Device::Cpu;
+    let dev = match &record.config.method {
+        MethodConfig::Finetune(p) | MethodConfig::Lora(p) => p.device.resolve()?,
+        _ => Device::Cpu,
+    };
     let probs = match &record.config.method {
         MethodConfig::Frozen(p) => frozen_probs(p, &artifact, record.method_details["backbone_sha256"].as_str(), g, &refs)?,
         MethodConfig::Finetune(p) => {

@@ -99,8 +99,14 @@ impl MethodConfig {
     pub fn check_resources(&self, models_dir: &Path) -> Result<(), crate::error::ModelError> {
         match self {
             Self::Lsa(_) => Ok(()),
-            Self::Frozen(p) => transformer::backbone::locate(&p.backbone, models_dir).map(|_| ()),
-            Self::Finetune(p) | Self::Lora(p) => transformer::backbone::locate(&p.backbone, models_dir).map(|_| ()),
+            Self::Frozen(p) => {
+                p.device.resolve()?;
+                transformer::backbone::locate(&p.backbone, models_dir).map(|_| ())
+            }
+            Self::Finetune(p) | Self::Lora(p) => {
+                p.device.resolve()?;
+                transformer::backbone::locate(&p.backbone, models_dir).map(|_| ())
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use crate::error::ModelError;
 pub struct ModelCache {
     /// Where embeddings are kept between invocations; `None` keeps them in memory only.
     dir: Option<PathBuf>,
-    backbones: Mutex<HashMap<(PathBuf, usize), Arc<Backbone>>>,
+    backbones: Mutex<HashMap<(PathBuf, usize, String), Arc<Backbone>>>,
     embeddings: Mutex<HashMap<String, Arc<Vec<Vec<f32>>>>>,
 }
 
@@ -25,14 +25,14 @@ impl ModelCache {
         ModelCache { dir, ..Default::default() }
     }
 
-    /// A frozen backbone, loaded once per folder and maximum length.
-    pub fn backbone(&self, model: &str, models_dir: &Path, max_length: usize) -> Result<Arc<Backbone>, ModelError> {
+    /// A frozen backbone, loaded once per folder, maximum length and device.
+    pub fn backbone(&self, model: &str, models_dir: &Path, max_length: usize, device: &Device) -> Result<Arc<Backbone>, ModelError> {
         let dir = locate(model, models_dir)?;
-        let key = (dir.clone(), max_length);
+        let key = (dir.clone(), max_length, format!("{:?}", device.location()));
         if let Some(b) = self.backbones.lock().expect("not poisoned").get(&key) {
             return Ok(b.clone());
         }
-        let (b, _) = Backbone::load(&dir, max_length, false, &Device::Cpu)?;
+        let (b, _) = Backbone::load(&dir, max_length, false, device)?;
         let b = Arc::new(b);
         self.backbones.lock().expect("not poisoned").insert(key, b.clone());
         Ok(b)

@@ -67,7 +67,7 @@ impl Classifier {
     pub fn set_trainable(&self, saved: &HashMap<String, Tensor>) -> std::result::Result<(), crate::error::ModelError> {
         for (name, var) in &self.trainable {
             let t = saved.get(name).ok_or_else(|| candle_core::Error::Msg(format!("the saved model has no tensor {name}")))?;
-            var.set(t)?;
+            var.set(&t.to_device(var.device())?)?;
         }
         Ok(())
     }

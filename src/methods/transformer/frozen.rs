@@ -32,6 +32,7 @@ pub struct FrozenParams {
     pub class_weight: ClassWeight,
     pub max_iterations: u64,
     pub tolerance: f64,
+    pub device: super::params::DeviceChoice,
 }
 
 impl Default for FrozenParams {
@@ -45,6 +46,7 @@ impl Default for FrozenParams {
             class_weight: ClassWeight::None,
             max_iterations: 1000,
             tolerance: 1e-4,
+            device: super::params::DeviceChoice::Cpu,
         }
     }
 }
@@ -87,14 +89,16 @@ fn embeddings(
     texts: &[String],
     progress: &Progress,
 ) -> Result<(Array2<f64>, bool, Option<f64>), MethodError> {
-    let settings = format!("{:?}/{}", p.pooling, p.max_length);
+    let device = p.device.resolve()?;
+    // GPU kernels round differently from the CPU's: embeddings are cached per device kind.
+    let settings = format!("{:?}/{}/{:?}", p.pooling, p.max_length, device.location());
     let mut rate = None;
     let (rows, cached) = cache.embeddings(backbone, &settings, texts, || {
         let started = std::time::Instant::now();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let ids = backbone.tokenize(&refs)?;
         let bar = progress.bar(texts.len() as u64, "embedding", "texts");
-        let rows = embed_ids(backbone, &ids, p.pooling, p.batch_size, &candle_core::Device::Cpu, &|n| bar.inc(n as u64))?;
+        let rows = embed_ids(backbone, &ids, p.pooling, p.batch_size, &device, &|n| bar.inc(n as u64))?;
         bar.finish_and_clear();
         rate = Some(texts.len() as f64 / started.elapsed().as_secs_f64());
         Ok(rows)
@@ -105,7 +109,7 @@ fn embeddings(
 }
 
 pub fn fit(p: &FrozenParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedFrozen, MethodError> {
-    let backbone = ctx.models.backbone(&p.backbone, ctx.models_dir, p.max_length)?;
+    let backbone = ctx.models.backbone(&p.backbone, ctx.models_dir, p.max_length, &p.device.resolve()?)?;
     let (z, train_cached, embed_rate) = embeddings(p, &backbone, ctx.models, train.texts, ctx.progress)?;
     let spinner = ctx.progress.spinner("logistic regression head");
     let settings = LogisticSettings { c: p.c, class_weight: p.class_weight, max_iterations: p.max_iterations, tolerance: p.tolerance };

@@ -3,6 +3,35 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Where a transformer method runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// Reproducible to the bit under a seed; the default.
+    #[default]
+    Cpu,
+    /// The first CUDA GPU; needs textbench built with `--features cuda`.
+    Cuda,
+    /// CUDA when built for it and a GPU is present, else the CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    pub fn resolve(self) -> Result<candle_core::Device, crate::error::ModelError> {
+        let cuda = || {
+            candle_core::Device::new_cuda(0).map_err(|e| {
+                crate::error::ModelError::Device(format!("device: cuda is not available ({e}); CUDA needs textbench built with `cargo build --release --features cuda` and a GPU"))
+            })
+        };
+        match self {
+            Self::Cpu => Ok(candle_core::Device::Cpu),
+            Self::Cuda => cuda(),
+            Self::Auto if candle_core::utils::cuda_is_available() => cuda(),
+            Self::Auto => Ok(candle_core::Device::Cpu),
+        }
+    }
+}
+
 /// The linear layers LoRA can wrap, named as in the checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,6 +92,7 @@ pub struct TrainParams {
     pub bucketing: bool,
     /// Training loss is recorded every this many steps.
     pub log_every: usize,
+    pub device: DeviceChoice,
     /// LoRA only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSettings>,
@@ -81,6 +111,7 @@ impl Default for TrainParams {
             max_grad_norm: 1.0,
             bucketing: true,
             log_every: 50,
+            device: DeviceChoice::Cpu,
             lora: None,
         }
     }

@@ -133,7 +133,7 @@ pub fn build(kind: &str, p: &TrainParams, ctx: &FitContext<'_>, device: &Device)
 }
 
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
-    let device = Device::Cpu;
+    let device = p.device.resolve()?;
     let model = build(kind, p, ctx, &device)?;
     let ids = tokenize(&model.backbone, train.texts)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
