@@ -99,14 +99,8 @@ impl MethodConfig {
     pub fn check_resources(&self, models_dir: &Path) -> Result<(), crate::error::ModelError> {
         match self {
             Self::Lsa(_) => Ok(()),
-            Self::Frozen(p) => {
-                p.device.resolve()?;
-                transformer::backbone::locate(&p.backbone, models_dir).map(|_| ())
-            }
-            Self::Finetune(p) | Self::Lora(p) => {
-                p.device.resolve()?;
-                transformer::backbone::locate(&p.backbone, models_dir).map(|_| ())
-            }
+            Self::Frozen(p) => transformer_resources(&p.backbone, p.device, models_dir),
+            Self::Finetune(p) | Self::Lora(p) => transformer_resources(&p.backbone, p.device, models_dir),
         }
     }
 
@@ -118,6 +112,12 @@ impl MethodConfig {
             Self::Lora(p) => Ok(Box::new(transformer::train::fit("lora", p, train, ctx)?)),
         }
     }
+}
+
+/// A transformer method needs its device and its backbone folder.
+fn transformer_resources(backbone: &str, device: transformer::params::DeviceChoice, models_dir: &Path) -> Result<(), crate::error::ModelError> {
+    device.resolve()?;
+    transformer::backbone::locate(backbone, models_dir).map(|_| ())
 }
 
 /// Deserialises `{kind: lsa, <params>}`. When `kind` is the first key (as in every spec we write), the

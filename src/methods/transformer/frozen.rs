@@ -53,12 +53,7 @@ impl Default for FrozenParams {
 
 impl FrozenParams {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.backbone.trim().is_empty() {
-            return Err(("backbone", "backbone is empty: give a model folder or a name under the models directory".into()));
-        }
-        if !(2..=8192).contains(&self.max_length) {
-            return Err(("max_length", format!("max_length is {}; it must be between 2 and 8192 tokens", self.max_length)));
-        }
+        super::params::validate_backbone(&self.backbone, self.max_length)?;
         if self.batch_size == 0 {
             return Err(("batch_size", "batch_size must be at least 1".into()));
         }

@@ -32,6 +32,17 @@ impl DeviceChoice {
     }
 }
 
+/// Checks shared by every transformer method's parameters: a backbone is named, the length is sane.
+pub fn validate_backbone(backbone: &str, max_length: usize) -> Result<(), (&'static str, String)> {
+    if backbone.trim().is_empty() {
+        return Err(("backbone", "backbone is empty: give a model folder, a name under the models directory, or a hub id".into()));
+    }
+    if !(2..=8192).contains(&max_length) {
+        return Err(("max_length", format!("max_length is {max_length}; it must be between 2 and 8192 tokens")));
+    }
+    Ok(())
+}
+
 /// The linear layers LoRA can wrap, named as in the checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,12 +131,7 @@ impl Default for TrainParams {
 impl TrainParams {
     pub fn validate(&self, kind: &str) -> Result<(), (&'static str, String)> {
         let positive = |v: f64| v > 0.0 && v.is_finite();
-        if self.backbone.trim().is_empty() {
-            return Err(("backbone", "backbone is empty: give a model folder or a name under the models directory".into()));
-        }
-        if !(2..=8192).contains(&self.max_length) {
-            return Err(("max_length", format!("max_length is {}; it must be between 2 and 8192 tokens", self.max_length)));
-        }
+        validate_backbone(&self.backbone, self.max_length)?;
         if self.epochs == 0 || self.batch_size == 0 || self.log_every == 0 {
             return Err(("epochs", "epochs, batch_size and log_every must be at least 1".into()));
         }
