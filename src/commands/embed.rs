@@ -16,8 +16,7 @@ pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
     };
     let dir = locate(&args.model, &g.models_dir)?;
     let (backbone, _) = Backbone::load(&dir, args.max_length, false, &Device::Cpu)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let (ids, emb) = embed_texts(&backbone, &refs, pooling, args.batch_size, &Device::Cpu)?;
+    let (ids, emb) = embed_texts(&backbone, &texts, pooling, args.batch_size, &Device::Cpu)?;
     let mut out = std::io::stdout().lock();
     for ((text, ids), emb) in texts.iter().zip(&ids).zip(&emb) {
         if args.json {

@@ -14,7 +14,7 @@ use crate::methods::MethodConfig;
 use crate::store::{RunStatus, Store};
 
 /// Probability of the positive class from a frozen run's saved head: σ(embedding·w + b).
-fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact: &Path, expected_sha: Option<&str>, g: &GlobalArgs, texts: &[&str]) -> Result<Vec<f64>> {
+fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact: &Path, expected_sha: Option<&str>, g: &GlobalArgs, texts: &[String]) -> Result<Vec<f64>> {
     let dir = locate(&p.backbone, &g.models_dir)?;
     let device = p.device.resolve()?;
     let (backbone, _) = Backbone::load(&dir, p.max_length, false, &device)?;
@@ -42,16 +42,15 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
         return Err(UsageError(format!("run {} ({}) kept no model: bench predict works with frozen, finetune and lora runs", record.id, record.config.method.kind())).into());
     };
     let texts = super::collect_texts(&args.texts, args.file.as_deref())?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let dev = match &record.config.method {
         MethodConfig::Finetune(p) | MethodConfig::Lora(p) => p.device.resolve()?,
         _ => Device::Cpu,
     };
     let probs = match &record.config.method {
-        MethodConfig::Frozen(p) => frozen_probs(p, &artifact, record.method_details["backbone_sha256"].as_str(), g, &refs)?,
+        MethodConfig::Frozen(p) => frozen_probs(p, &artifact, record.method_details["backbone_sha256"].as_str(), g, &texts)?,
         MethodConfig::Finetune(p) => {
             let model = Classifier::load_finetuned(&artifact, p.max_length, &dev)?;
-            model.predict_ids(&model.backbone.tokenize(&refs)?, 64, &dev, &|_| {})?
+            model.predict_ids(&model.backbone.tokenize(&texts)?, 64, &dev, &|_| {})?
         }
         MethodConfig::Lora(p) => {
             let dir = locate(&p.backbone, &g.models_dir)?;
@@ -59,7 +58,7 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
             let mut model = Classifier::new(backbone, weights, 0, &dev)?;
             model.add_lora(p.lora.as_ref().context("a lora run has lora settings")?, 0, &dev)?;
             model.set_trainable(&load_lora_tensors(&artifact)?)?;
-            model.predict_ids(&model.backbone.tokenize(&refs)?, 64, &dev, &|_| {})?
+            model.predict_ids(&model.backbone.tokenize(&texts)?, 64, &dev, &|_| {})?
         }
         MethodConfig::Lsa(_) => unreachable!("LSA runs keep no artifact"),
     };

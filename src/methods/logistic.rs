@@ -28,6 +28,21 @@ pub struct LogisticSettings {
     pub tolerance: f64,
 }
 
+impl LogisticSettings {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.c > 0.0 && self.c.is_finite()) {
+            return Err(("C", format!("C is {}; it must be a positive number", self.c)));
+        }
+        if !(self.tolerance > 0.0 && self.tolerance.is_finite()) {
+            return Err(("tolerance", format!("tolerance is {}; it must be a positive number", self.tolerance)));
+        }
+        if self.max_iterations < 1 {
+            return Err(("max_iterations", "max_iterations must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 pub struct Logistic {
     model: FittedLogisticRegression<f64, bool>,
 }

@@ -63,6 +63,11 @@ impl Default for LsaParams {
 }
 
 impl LsaParams {
+    /// The settings of the logistic-regression classifier these parameters name.
+    pub fn logistic(&self) -> LogisticSettings {
+        LogisticSettings { c: self.c, class_weight: self.class_weight, max_iterations: self.max_iterations, tolerance: self.tolerance }
+    }
+
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         let [lo, hi] = self.ngram_range;
         if lo < 1 || hi < lo || hi > 5 {
@@ -80,15 +85,7 @@ impl LsaParams {
         if self.components < 1 {
             return Err(("components", "components must be at least 1".into()));
         }
-        if !(self.c > 0.0 && self.c.is_finite()) {
-            return Err(("C", format!("C is {}; it must be a positive number", self.c)));
-        }
-        if !(self.tolerance > 0.0 && self.tolerance.is_finite()) {
-            return Err(("tolerance", format!("tolerance is {}; it must be a positive number", self.tolerance)));
-        }
-        if self.max_iterations < 1 {
-            return Err(("max_iterations", "max_iterations must be at least 1".into()));
-        }
+        self.logistic().validate()?;
         Ok(())
     }
 }
@@ -132,8 +129,7 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
     let started = std::time::Instant::now();
 
     let spinner = ctx.progress.spinner("logistic regression");
-    let settings = LogisticSettings { c: p.c, class_weight: p.class_weight, max_iterations: p.max_iterations, tolerance: p.tolerance };
-    let classifier = Logistic::fit(&z, train.labels, &settings)?;
+        let classifier = Logistic::fit(&z, train.labels, &p.logistic())?;
     spinner.finish_and_clear();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "logistic regression fitted");
     Ok(FittedLsa { tfidf, svd, classifier, explained_variance })

@@ -74,8 +74,9 @@ impl Backbone {
     }
 
     /// Token ids of each text ([CLS] … [SEP], truncated to the maximum length, no padding).
-    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, ModelError> {
-        let enc = self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>, ModelError> {
+        let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let enc = self.tokenizer.encode_batch(texts, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
         Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 

@@ -122,20 +122,19 @@ impl Classifier {
     }
 
     /// Probability of the positive class for tokenized texts, in length-sorted batches.
-    pub fn predict_ids(&self, ids: &[Vec<u32>], batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> Result<Vec<f64>> {
-        let order = super::embed::length_order(ids);
-        let mut out = vec![0.0; ids.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
-            let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let (tok, mask) = self.backbone.batch(&seqs, device).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            let logits = self.forward(&tok, &mask, &mut Mode::eval())?;
+    pub fn predict_ids(&self, ids: &[Vec<u32>], batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> std::result::Result<Vec<f64>, crate::error::ModelError> {
+        super::embed::by_length(&self.backbone, ids, batch_size, device, on_batch, |tok, mask| {
+            let logits = self.forward(tok, mask, &mut Mode::eval())?;
             let probs: Vec<Vec<f32>> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_device(&Device::Cpu)?.to_vec2()?;
-            for (&i, p) in chunk.iter().zip(probs) {
-                out[i] = p[1] as f64;
-            }
-            on_batch(chunk.len());
-        }
-        Ok(out)
+            Ok(probs.into_iter().map(|p| p[1] as f64).collect())
+        })
+    }
+
+    /// Every number the classifier holds: encoder, pooler, classifier and LoRA adapters.
+    pub fn parameter_count(&self) -> usize {
+        let adapters: usize = self.trainable.iter().filter(|(n, _)| n.contains(".lora_")).map(|(_, v)| v.elem_count()).sum();
+        let linear = |l: &Linear| l.weight.elem_count() + l.bias.elem_count();
+        self.backbone.encoder.parameter_count() + linear(&self.pooler) + linear(&self.head) + adapters
     }
 
     pub fn trainable_parameters(&self) -> usize {

@@ -14,16 +14,21 @@ pub fn length_order(ids: &[Vec<u32>]) -> Vec<usize> {
     order
 }
 
-/// Embeddings [n, hidden] of already tokenized texts, row i for text i.
-pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> Result<Vec<Vec<f32>>, ModelError> {
-    let order = length_order(ids);
-    let mut out = vec![Vec::new(); ids.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
+/// Runs `f` on batches of similar lengths, each padded to its own longest text, and returns its results
+/// (one per text in the batch) in the input order.
+pub fn by_length<T: Clone + Default>(
+    backbone: &Backbone,
+    ids: &[Vec<u32>],
+    batch_size: usize,
+    device: &Device,
+    on_batch: &dyn Fn(usize),
+    mut f: impl FnMut(&Tensor, &Tensor) -> candle_core::Result<Vec<T>>,
+) -> Result<Vec<T>, ModelError> {
+    let mut out = vec![T::default(); ids.len()];
+    for chunk in length_order(ids).chunks(batch_size.max(1)) {
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
         let (tok, mask) = backbone.batch(&seqs, device)?;
-        let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval())?;
-        let pooled: Vec<Vec<f32>> = pool(&hidden, &mask, pooling)?.to_device(&Device::Cpu)?.to_vec2()?;
-        for (&i, v) in chunk.iter().zip(pooled) {
+        for (&i, v) in chunk.iter().zip(f(&tok, &mask)?) {
             out[i] = v;
         }
         on_batch(chunk.len());
@@ -31,8 +36,16 @@ pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_
     Ok(out)
 }
 
+/// Embeddings [n, hidden] of already tokenized texts, row i for text i.
+pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> Result<Vec<Vec<f32>>, ModelError> {
+    by_length(backbone, ids, batch_size, device, on_batch, |tok, mask| {
+        let hidden = backbone.encoder.forward(tok, mask, &mut Mode::eval())?;
+        pool(&hidden, mask, pooling)?.to_device(&Device::Cpu)?.to_vec2()
+    })
+}
+
 /// Convenience: tokenize and embed.
-pub fn embed_texts(backbone: &Backbone, texts: &[&str], pooling: Pooling, batch_size: usize, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<Vec<f32>>), ModelError> {
+pub fn embed_texts<S: AsRef<str>>(backbone: &Backbone, texts: &[S], pooling: Pooling, batch_size: usize, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<Vec<f32>>), ModelError> {
     let ids = backbone.tokenize(texts)?;
     let emb = embed_ids(backbone, &ids, pooling, batch_size, device, &|_| {})?;
     Ok((ids, emb))

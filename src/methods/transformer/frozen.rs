@@ -52,17 +52,17 @@ impl Default for FrozenParams {
 }
 
 impl FrozenParams {
+    /// The settings of the logistic-regression classifier these parameters name.
+    pub fn logistic(&self) -> LogisticSettings {
+        LogisticSettings { c: self.c, class_weight: self.class_weight, max_iterations: self.max_iterations, tolerance: self.tolerance }
+    }
+
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         super::params::validate_backbone(&self.backbone, self.max_length)?;
         if self.batch_size == 0 {
             return Err(("batch_size", "batch_size must be at least 1".into()));
         }
-        if !(self.c > 0.0 && self.c.is_finite()) {
-            return Err(("C", format!("C is {}; it must be a positive number", self.c)));
-        }
-        if !(self.tolerance > 0.0 && self.tolerance.is_finite()) {
-            return Err(("tolerance", format!("tolerance is {}; it must be a positive number", self.tolerance)));
-        }
+        self.logistic().validate()?;
         Ok(())
     }
 }
@@ -90,8 +90,7 @@ fn embeddings(
     let mut rate = None;
     let (rows, cached) = cache.embeddings(backbone, &settings, texts, || {
         let started = std::time::Instant::now();
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let ids = backbone.tokenize(&refs)?;
+        let ids = backbone.tokenize(texts)?;
         let bar = progress.bar(texts.len() as u64, "embedding", "texts");
         let rows = embed_ids(backbone, &ids, p.pooling, p.batch_size, &device, &|n| bar.inc(n as u64))?;
         bar.finish_and_clear();
@@ -107,8 +106,7 @@ pub fn fit(p: &FrozenParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Resul
     let backbone = ctx.models.backbone(&p.backbone, ctx.models_dir, p.max_length, &p.device.resolve()?)?;
     let (z, train_cached, embed_rate) = embeddings(p, &backbone, ctx.models, train.texts, ctx.progress)?;
     let spinner = ctx.progress.spinner("logistic regression head");
-    let settings = LogisticSettings { c: p.c, class_weight: p.class_weight, max_iterations: p.max_iterations, tolerance: p.tolerance };
-    let head = Logistic::fit(&z, train.labels, &settings)?;
+        let head = Logistic::fit(&z, train.labels, &p.logistic())?;
     spinner.finish_and_clear();
     Ok(FittedFrozen { params: p.clone(), backbone, head, cache: ctx.models.clone(), embed_rate, train_cached })
 }

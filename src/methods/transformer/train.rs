@@ -115,11 +115,6 @@ fn clip_gradients(grads: &mut candle_core::backprop::GradStore, vars: &[Var], ma
     Ok(norm)
 }
 
-fn tokenize(backbone: &Backbone, texts: &[String]) -> Result<Vec<Vec<u32>>, ModelError> {
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    backbone.tokenize(&refs)
-}
-
 /// Builds the classifier for a method kind: all weights trainable (`finetune`), or the checkpoint frozen
 /// and LoRA adapters added (`lora`); the head is trainable in both.
 pub fn build(kind: &str, p: &TrainParams, ctx: &FitContext<'_>, device: &Device) -> Result<Classifier, MethodError> {
@@ -135,7 +130,7 @@ pub fn build(kind: &str, p: &TrainParams, ctx: &FitContext<'_>, device: &Device)
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
     let device = p.device.resolve()?;
     let model = build(kind, p, ctx, &device)?;
-    let ids = tokenize(&model.backbone, train.texts)?;
+    let ids = model.backbone.tokenize(train.texts)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let steps_per_epoch = ids.len().div_ceil(p.batch_size);
     let total = p.epochs * steps_per_epoch;
@@ -210,9 +205,9 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
 }
 
 fn predict(model: &Classifier, texts: &[String], progress: &Progress, device: &Device) -> Result<Vec<f64>, MethodError> {
-    let ids = tokenize(&model.backbone, texts)?;
+    let ids = model.backbone.tokenize(texts)?;
     let bar = progress.bar(texts.len() as u64, "predicting", "texts");
-    let probs = model.predict_ids(&ids, PREDICT_BATCH, device, &|n| bar.inc(n as u64)).map_err(ModelError::from)?;
+    let probs = model.predict_ids(&ids, PREDICT_BATCH, device, &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
     Ok(probs)
 }
@@ -233,9 +228,7 @@ impl Fitted for FittedClassifier {
     }
 
     fn fitted_parameters(&self) -> usize {
-        let lora: usize = self.model.trainable.iter().filter(|(n, _)| n.contains("lora_")).map(|(_, v)| v.elem_count()).sum();
-        let h = self.model.backbone.encoder.config.hidden_size;
-        self.model.backbone.encoder.parameter_count() + h * h + h + 2 * h + 2 + lora
+        self.model.parameter_count()
     }
 
     fn details(&self) -> serde_json::Value {
