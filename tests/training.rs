@@ -112,3 +112,40 @@ fn lora_parameter_count_follows_the_formula() {
         assert_eq!(model.trainable_parameters(), layers * per_layer + pooler + classifier, "r={r} {targets:?}");
     }
 }
+
+#[test]
+fn early_stopping_keeps_the_best_held_out_epoch() {
+    use textbench::methods::transformer::params::{EarlyStopping, SelectBy};
+    use textbench::methods::Fitted;
+    let models = Arc::new(ModelCache::new(None));
+    let progress = Progress::hidden();
+    let dir = minilm();
+    let ctx = FitContext { seed: 5, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
+    let es = EarlyStopping { holdout: 0.25, metric: SelectBy::LogLoss, patience: None };
+    let p = TrainParams {
+        backbone: dir.display().to_string(),
+        epochs: 3,
+        batch_size: 4,
+        lr: 1e-3,
+        lora: Some(LoraSettings::default()),
+        early_stopping: Some(es),
+        ..Default::default()
+    };
+    let (texts, labels) = texts();
+    let fitted = train::fit("lora", &p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap();
+    let history = fitted.history().unwrap();
+    assert_eq!(history["holdout_examples"], 4);
+    let losses: Vec<f64> = history["epochs"].as_array().unwrap().iter().map(|e| e["holdout"]["log_loss"].as_f64().unwrap()).collect();
+    assert_eq!(losses.len(), 3, "every epoch judged on the held-out part");
+    let best = history["best_epoch"].as_u64().unwrap() as usize;
+    let lowest = losses.iter().cloned().fold(f64::INFINITY, f64::min);
+    assert_eq!(losses[best - 1], lowest, "the best epoch is the one with the lowest held-out loss");
+
+    // The model kept is that epoch's: it reproduces that epoch's held-out loss.
+    let (_, held) = textbench::data::split::holdout(&labels, 0.25, 5);
+    let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
+    let held_labels: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
+    let probs = fitted.predict_proba(&held_texts, &progress).unwrap();
+    let (m, _) = textbench::metrics::evaluate(&held_labels, &probs, 5);
+    assert!((m.log_loss - lowest).abs() < 1e-6, "kept model's loss {} vs best epoch's {lowest}", m.log_loss);
+}

@@ -40,6 +40,45 @@ pub struct DataSummary {
     pub duplicates_removed: usize,
     pub train: Counts,
     pub eval: Counts,
+    /// Text lengths of both splits by class, for the report (absent in records older than it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lengths: Option<LengthProfile>,
+}
+
+/// Histograms of text length in words (whitespace-separated), by class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LengthProfile {
+    /// Bin i counts lengths in [edges[i], edges[i+1]); the last bin is open-ended.
+    pub edges: Vec<usize>,
+    pub train: ClassHistogram,
+    pub eval: ClassHistogram,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassHistogram {
+    pub negative: Vec<usize>,
+    pub positive: Vec<usize>,
+}
+
+/// Bin edges in words: fine where short messages are, coarse for long emails.
+const LENGTH_EDGES: [usize; 16] = [0, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000];
+
+impl ClassHistogram {
+    fn of(texts: &[String], labels: &[bool]) -> ClassHistogram {
+        let mut h = ClassHistogram { negative: vec![0; LENGTH_EDGES.len()], positive: vec![0; LENGTH_EDGES.len()] };
+        for (t, &l) in texts.iter().zip(labels) {
+            let words = t.split_whitespace().count();
+            let bin = LENGTH_EDGES.partition_point(|&e| e <= words) - 1;
+            if l { h.positive[bin] += 1 } else { h.negative[bin] += 1 }
+        }
+        h
+    }
+}
+
+impl LengthProfile {
+    pub fn of(train: (&[String], &[bool]), eval: (&[String], &[bool])) -> LengthProfile {
+        LengthProfile { edges: LENGTH_EDGES.to_vec(), train: ClassHistogram::of(train.0, train.1), eval: ClassHistogram::of(eval.0, eval.1) }
+    }
 }
 
 /// The examples a run trains and evaluates on.
@@ -56,6 +95,7 @@ pub struct Prepared {
 const STREAM_CAP: u64 = 1;
 const STREAM_BALANCE: u64 = 2;
 const STREAM_SPLIT: u64 = 3;
+const STREAM_HOLDOUT: u64 = 4;
 
 fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
@@ -103,6 +143,17 @@ fn stratified_sample(idx: &[usize], labels: &[bool], n: usize, rng: &mut ChaCha8
     }
     out.sort_unstable();
     out
+}
+
+/// Holds out `fraction` of the examples, stratified and drawn under `seed`: (kept, held out), each in
+/// index order. Used to choose a training epoch without looking at the evaluation split.
+pub fn holdout(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let all: Vec<usize> = (0..labels.len()).collect();
+    let n = ((labels.len() as f64) * fraction).round() as usize;
+    let held = stratified_sample(&all, labels, n, &mut rng(seed, STREAM_HOLDOUT));
+    let mut is_held = vec![false; labels.len()];
+    held.iter().for_each(|&i| is_held[i] = true);
+    (all.into_iter().filter(|&i| !is_held[i]).collect(), held)
 }
 
 pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataError> {
@@ -185,6 +236,7 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
             duplicates_removed,
             train: Counts::of(&train_labels),
             eval: Counts::of(&eval_labels),
+            lengths: Some(LengthProfile::of((&train_texts, &train_labels), (&eval_texts, &eval_labels))),
         },
         train_texts,
         train_labels,
@@ -198,6 +250,18 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
 mod tests {
     use super::*;
     use crate::spec::{DataSource, Encoding, FileFormat, SplitConfig};
+
+    #[test]
+    fn holdout_is_stratified_disjoint_and_seeded() {
+        let labels: Vec<bool> = (0..100).map(|i| i % 4 == 0).collect();
+        let (kept, held) = holdout(&labels, 0.2, 9);
+        assert_eq!(held.len(), 20);
+        assert_eq!(held.iter().filter(|&&i| labels[i]).count(), 5, "a quarter positive, as the whole");
+        assert_eq!(kept.len() + held.len(), 100);
+        assert!(kept.iter().all(|i| !held.contains(i)));
+        assert_eq!(holdout(&labels, 0.2, 9), (kept.clone(), held.clone()));
+        assert_ne!(holdout(&labels, 0.2, 10).1, held);
+    }
 
     fn cfg(validation: f64, seed: u64) -> DatasetConfig {
         DatasetConfig {

@@ -107,6 +107,39 @@ pub struct TrainParams {
     /// LoRA only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSettings>,
+    /// Choose the epoch on data held out of the training split (never on the evaluation split), and
+    /// optionally stop when it stops improving. Off unless given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+/// The metric an epoch is chosen by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectBy {
+    #[default]
+    F1,
+    Accuracy,
+    Auroc,
+    /// Lower is better.
+    LogLoss,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EarlyStopping {
+    /// Fraction of the training split held out (stratified, under the run's seed) to judge each epoch.
+    pub holdout: f64,
+    pub metric: SelectBy,
+    /// Stop after this many epochs without improvement; without it every epoch runs and the best is kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        EarlyStopping { holdout: 0.1, metric: SelectBy::F1, patience: None }
+    }
 }
 
 impl Default for TrainParams {
@@ -124,6 +157,7 @@ impl Default for TrainParams {
             log_every: 50,
             device: DeviceChoice::Cpu,
             lora: None,
+            early_stopping: None,
         }
     }
 }
@@ -146,6 +180,14 @@ impl TrainParams {
         }
         if !positive(self.max_grad_norm) {
             return Err(("max_grad_norm", "max_grad_norm must be a positive number".into()));
+        }
+        if let Some(es) = &self.early_stopping {
+            if !(es.holdout > 0.0 && es.holdout < 0.5) {
+                return Err(("early_stopping", format!("early_stopping.holdout is {}; it is the fraction of the training split held out, in (0, 0.5)", es.holdout)));
+            }
+            if es.patience == Some(0) {
+                return Err(("early_stopping", "early_stopping.patience must be at least 1 (omit it to keep the best of all epochs)".into()));
+            }
         }
         match (kind, &self.lora) {
             ("finetune", Some(_)) => Err(("lora", "`lora:` settings apply to kind: lora, not finetune".into())),

@@ -14,7 +14,8 @@ use serde::Serialize;
 use super::backbone::{locate, Backbone};
 use super::classifier::Classifier;
 use super::encoder::Mode;
-use super::params::TrainParams;
+use super::params::{SelectBy, TrainParams};
+use crate::data::split;
 use crate::error::{MethodError, ModelError};
 use crate::methods::{Examples, FitContext, Fitted};
 use crate::metrics;
@@ -42,6 +43,9 @@ pub struct EpochLog {
     /// Metrics on the evaluation split after this epoch (reported, never used to choose anything).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval: Option<EvalLog>,
+    /// Metrics on the part of the training split held out for early stopping, which chooses the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<EvalLog>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +63,31 @@ pub struct History {
     /// Padded tokens per real token in the training batches (1.0 = no padding).
     pub padding_ratio: f64,
     pub train_samples_per_s: f64,
+    /// With early stopping: the epoch whose weights the model keeps, and how many examples were held out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout_examples: Option<usize>,
+    /// With early stopping and a patience: the epoch after which training stopped, if before the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_after: Option<usize>,
+}
+
+impl EvalLog {
+    fn of(labels: &[bool], probs: &[f64], seed: u64) -> EvalLog {
+        let (m, _) = metrics::evaluate(labels, probs, seed);
+        EvalLog { accuracy: m.accuracy, f1: m.f1, auroc: m.auroc, log_loss: m.log_loss }
+    }
+
+    /// The score an epoch is chosen by: higher is better.
+    fn score(&self, by: SelectBy) -> f64 {
+        match by {
+            SelectBy::F1 => self.f1,
+            SelectBy::Accuracy => self.accuracy,
+            SelectBy::Auroc => self.auroc,
+            SelectBy::LogLoss => -self.log_loss,
+        }
+    }
 }
 
 pub struct FittedClassifier {
@@ -130,7 +159,17 @@ pub fn build(kind: &str, p: &TrainParams, ctx: &FitContext<'_>, device: &Device)
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
     let device = p.device.resolve()?;
     let model = build(kind, p, ctx, &device)?;
-    let ids = model.backbone.tokenize(train.texts)?;
+    let all_ids = model.backbone.tokenize(train.texts)?;
+    // With early stopping, part of the training split is held out to judge each epoch.
+    let (fit_idx, holdout_idx) = match &p.early_stopping {
+        Some(es) => split::holdout(train.labels, es.holdout, ctx.seed),
+        None => ((0..train.labels.len()).collect(), Vec::new()),
+    };
+    let ids: Vec<Vec<u32>> = fit_idx.iter().map(|&i| all_ids[i].clone()).collect();
+    let labels: Vec<bool> = fit_idx.iter().map(|&i| train.labels[i]).collect();
+    let holdout_ids: Vec<Vec<u32>> = holdout_idx.iter().map(|&i| all_ids[i].clone()).collect();
+    let holdout_labels: Vec<bool> = holdout_idx.iter().map(|&i| train.labels[i]).collect();
+    drop(all_ids);
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let steps_per_epoch = ids.len().div_ceil(p.batch_size);
     let total = p.epochs * steps_per_epoch;
@@ -146,7 +185,10 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     batch_rng.set_stream(1);
     let mut dropout_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     dropout_rng.set_stream(2);
-    let mut history = History::default();
+    let mut history = History { holdout_examples: p.early_stopping.as_ref().map(|_| holdout_ids.len()), ..Default::default() };
+    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
+    let mut epochs_since_best = 0usize;
+    let mut epochs_run = 0usize;
     let (mut real_tokens, mut padded_tokens, mut step) = (0usize, 0usize, 0usize);
     let mut train_seconds = 0.0;
     let bar = ctx.progress.bar(total as u64, format!("{kind} training"), "steps");
@@ -159,7 +201,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
             padded_tokens += seqs.len() * seqs.iter().map(|s| s.len()).max().unwrap_or(0);
             let (tok, mask) = model.backbone.batch(&seqs, &device)?;
-            let labels = Tensor::from_vec(batch.iter().map(|&i| train.labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
+            let labels = Tensor::from_vec(batch.iter().map(|&i| labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
             let step_result: candle_core::Result<f64> = (|| {
                 let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut dropout_rng) })?;
                 let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
@@ -187,20 +229,46 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             bar.inc(1);
         }
         train_seconds += started.elapsed().as_secs_f64();
+        epochs_run = epoch;
         let eval = match &ctx.monitor {
-            Some(m) => {
-                let probs = predict(&model, m.texts, ctx.progress, &device)?;
-                let (mm, _) = metrics::evaluate(m.labels, &probs, ctx.seed);
-                Some(EvalLog { accuracy: mm.accuracy, f1: mm.f1, auroc: mm.auroc, log_loss: mm.log_loss })
+            Some(m) => Some(EvalLog::of(m.labels, &predict(&model, m.texts, ctx.progress, &device)?, ctx.seed)),
+            None => None,
+        };
+        let holdout = match &p.early_stopping {
+            Some(es) => {
+                let probs = model.predict_ids(&holdout_ids, PREDICT_BATCH, &device, &|_| {})?;
+                let log = EvalLog::of(&holdout_labels, &probs, ctx.seed);
+                let score = log.score(es.metric);
+                // Strictly better only: on a tie the earlier (less trained) epoch is kept.
+                if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+                    let snapshot = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(ModelError::from)?;
+                    best = Some((epoch, score, snapshot));
+                    epochs_since_best = 0;
+                } else {
+                    epochs_since_best += 1;
+                }
+                Some(log)
             }
             None => None,
         };
-        tracing::info!(epoch, loss = epoch_loss / batches.len() as f64, eval = ?eval.as_ref().map(|e| e.accuracy), "epoch done");
-        history.epochs.push(EpochLog { epoch, train_loss: epoch_loss / batches.len() as f64, seconds: started.elapsed().as_secs_f64(), eval });
+        tracing::info!(epoch, loss = epoch_loss / batches.len() as f64, eval = ?eval.as_ref().map(|e| e.accuracy), holdout = ?holdout.as_ref().map(|e| e.accuracy), "epoch done");
+        history.epochs.push(EpochLog { epoch, train_loss: epoch_loss / batches.len() as f64, seconds: started.elapsed().as_secs_f64(), eval, holdout });
+        let patience = p.early_stopping.as_ref().and_then(|es| es.patience);
+        if patience.is_some_and(|n| epochs_since_best >= n) && epoch < p.epochs {
+            tracing::info!(epoch, "early stopping: the held-out score has not improved");
+            history.stopped_after = Some(epoch);
+            break;
+        }
     }
     bar.finish_and_clear();
+    if let Some((epoch, _, snapshot)) = best {
+        for (v, t) in vars.iter().zip(&snapshot) {
+            v.set(t).map_err(ModelError::from)?;
+        }
+        history.best_epoch = Some(epoch);
+    }
     history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
-    history.train_samples_per_s = (p.epochs * ids.len()) as f64 / train_seconds;
+    history.train_samples_per_s = (epochs_run * ids.len()) as f64 / train_seconds;
     Ok(FittedClassifier { kind: kind.to_string(), params: p.clone(), model, history, device })
 }
 
