@@ -199,7 +199,8 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
                 .iter()
                 .zip(&data.eval_labels)
                 .zip(&probs)
-                .map(|((&index, &label), &probability)| Prediction { index, label, probability })
+                .zip(&data.eval_texts)
+                .map(|(((&index, &label), &probability), text)| Prediction::new(index, label, probability, text))
                 .collect();
         }
         Err(e) => {

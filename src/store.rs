@@ -43,6 +43,22 @@ pub struct Prediction {
     pub index: usize,
     pub label: bool,
     pub probability: f64,
+    /// The start of the text, kept for misclassified examples only (the report shows the worst mistakes
+    /// without reading the data files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Characters of a misclassified example's text kept in its record.
+pub const MISTAKE_EXCERPT_CHARS: usize = 400;
+
+impl Prediction {
+    /// A prediction at the 0.5 threshold, with the text's start kept when it is wrong.
+    pub fn new(index: usize, label: bool, probability: f64, text: &str) -> Prediction {
+        let wrong = (probability >= 0.5) != label;
+        let text = wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect());
+        Prediction { index, label, probability, text }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
