@@ -77,6 +77,35 @@ pub enum Command {
         bench predict --run 3f9a1c2e --file messages.txt --json\n\n\
         Prints the label and the probability of the positive class per text.")]
     Predict(PredictArgs),
+    /// Render the stored runs as one self-contained HTML page (or Markdown tables).
+    #[command(after_help = "Examples:\n  bench report\n  bench report experiments/sms-*.yaml --out reports/sms.html\n  \
+        bench report --runs-dir /tmp/copied-runs --format md > RESULTS.md\n\n\
+        Filters are spec files (their runs, matched by configuration), spec names or run id prefixes; none keeps\n\
+        every run. The page opens offline; each chart is also written as SVG and PNG into charts/ beside it.\n\
+        Reads run records only: no data files, no models.")]
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A self-contained HTML page, with the charts also as SVG and PNG files.
+    Html,
+    /// The leaderboards as Markdown tables, printed to standard output.
+    Md,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Spec files, spec names or run id prefixes to include (default: every run in the store).
+    pub filters: Vec<String>,
+    /// Where the HTML page goes; charts go into `charts/` beside it.
+    #[arg(long, default_value = "reports/index.html")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Write the charts as SVG only (no PNG).
+    #[arg(long)]
+    pub no_png: bool,
 }
 
 #[derive(Args, Debug)]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod methods;
 pub mod metrics;
 pub mod progress;
+pub mod report;
 pub mod runner;
 pub mod spec;
 pub mod store;

@@ -5,6 +5,7 @@ mod datasets;
 mod embed;
 mod list;
 mod predict;
+mod report;
 mod run;
 mod show;
 
@@ -24,6 +25,7 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
         Command::Datasets(a) => datasets::run(a, g, progress),
         Command::Embed(a) => embed::run(a, g),
         Command::Predict(a) => predict::run(a, g),
+        Command::Report(a) => report::run(a, g),
     }
 }
 

@@ -1,0 +1,346 @@
+//! `bench report`: one self-contained HTML page comparing the stored runs, with every chart also
+//! written as SVG and PNG, or the leaderboards as Markdown. It reads run records only (no data, no
+//! models), so it works on runs copied from other machines and on any mix of specs.
+
+pub mod charts;
+pub mod leaderboard;
+mod markdown;
+mod page;
+mod raster;
+pub mod stats;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::StoreError;
+use crate::store::RunRecord;
+use charts::ChartError;
+use leaderboard::Row;
+use stats::McNemar;
+use view::{DatasetRuns, Variant};
+
+pub use markdown::markdown;
+
+/// At most this many variants per dataset get curves, confusion matrices and pairwise tests (the best
+/// by F1); the leaderboard lists them all.
+const MAX_PLOTTED: usize = 8;
+/// Mistakes of the best method shown per dataset.
+const MISTAKES_SHOWN: usize = 10;
+/// Characters of a mistaken text shown.
+const MISTAKE_CHARS: usize = 240;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+    #[error("aggregating the leaderboard: {0}")]
+    Table(#[from] polars::error::PolarsError),
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("rendering {path} as PNG: {message}")]
+    Raster { path: PathBuf, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One chart: its file name (without extension), a caption, and the SVG.
+pub struct Chart {
+    pub stem: String,
+    pub caption: String,
+    pub svg: String,
+}
+
+/// McNemar's test between two variants evaluated on the same split.
+pub struct Comparison {
+    pub first: String,
+    pub second: String,
+    pub examples: usize,
+    pub test: McNemar,
+}
+
+impl Comparison {
+    /// What the test says, in plain words, at the 5% level.
+    pub fn verdict(&self) -> String {
+        let (b, c) = (self.test.only_first, self.test.only_second);
+        if b + c == 0 {
+            return "identical decisions on every example".into();
+        }
+        let (better, worse) = if b > c { (&self.first, &self.second) } else { (&self.second, &self.first) };
+        if self.test.p_value < 0.05 {
+            format!("{better} is better than {worse}: a split of {}–{} disagreements this uneven is unlikely by chance", b.max(c), b.min(c))
+        } else {
+            format!("no significant difference at the 5% level ({better} ahead {}–{} on the disagreements)", b.max(c), b.min(c))
+        }
+    }
+}
+
+pub struct Mistake {
+    pub text: String,
+    pub truth: bool,
+    pub probability: f64,
+}
+
+/// Everything shown for one dataset.
+pub struct Section<'a> {
+    pub title: String,
+    pub slug: String,
+    pub runs: DatasetRuns<'a>,
+    pub rows: Vec<Row>,
+    pub best: Option<usize>,
+    pub class_names: (String, String),
+    pub metrics: Option<Chart>,
+    pub confusion: Option<Chart>,
+    pub roc: Option<Chart>,
+    pub pr: Option<Chart>,
+    pub loss: Option<Chart>,
+    pub epochs: Option<Chart>,
+    pub cost_time: Option<Chart>,
+    pub cost_params: Option<Chart>,
+    pub balance: Option<Chart>,
+    pub lengths: Option<Chart>,
+    pub comparisons: Vec<Comparison>,
+    pub mistakes: Vec<Mistake>,
+}
+
+impl Section<'_> {
+    pub fn charts(&self) -> impl Iterator<Item = &Chart> {
+        [&self.metrics, &self.confusion, &self.roc, &self.pr, &self.loss, &self.epochs, &self.cost_time, &self.cost_params, &self.balance, &self.lengths]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// A name safe in file names and HTML ids.
+fn slug(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// Keeps the records a filter names: a spec file (its runs, by configuration), a spec name, or a run id
+/// prefix. No filters keep everything.
+pub fn select(records: Vec<RunRecord>, filters: &[String]) -> Result<Vec<RunRecord>, crate::error::SpecError> {
+    if filters.is_empty() {
+        return Ok(records);
+    }
+    let mut hashes = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for f in filters {
+        let path = Path::new(f);
+        if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            let spec = crate::spec::Spec::load(path)?;
+            hashes.extend(spec.runs.iter().map(|r| crate::store::config_hash(&r.config)));
+        } else {
+            names.push(f.as_str());
+        }
+    }
+    Ok(records
+        .into_iter()
+        .filter(|r| hashes.contains(&r.config_hash) || names.iter().any(|n| r.spec.name == *n || r.id.starts_with(n)))
+        .collect())
+}
+
+fn chart(stem: &str, caption: &str, svg: Result<String, ChartError>) -> Result<Option<Chart>, ReportError> {
+    Ok(Some(Chart { stem: stem.to_string(), caption: caption.to_string(), svg: svg? }))
+}
+
+fn class_names(r: &RunRecord) -> (String, String) {
+    let d = &r.config.dataset;
+    (d.negative.first().cloned().unwrap_or_else(|| "negative".into()), d.positive.first().cloned().unwrap_or_else(|| "positive".into()))
+}
+
+/// Pairs of the plotted variants evaluated on the same split, tested on their lowest-seed runs.
+fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
+    let right = |r: &RunRecord| -> Vec<bool> {
+        let t = r.metrics.as_ref().map_or(0.5, |m| m.threshold);
+        r.predictions.iter().map(|p| (p.probability >= t) == p.label).collect()
+    };
+    let mut out = Vec::new();
+    for (i, a) in plotted.iter().enumerate() {
+        for b in &plotted[i + 1..] {
+            let (ra, rb) = (a.first(), b.first());
+            let same_examples = a.split_key == b.split_key
+                && ra.predictions.len() == rb.predictions.len()
+                && ra.predictions.iter().zip(&rb.predictions).all(|(x, y)| x.index == y.index && x.label == y.label);
+            if same_examples && !ra.predictions.is_empty() {
+                out.push(Comparison { first: a.label.clone(), second: b.label.clone(), examples: ra.predictions.len(), test: stats::mcnemar(&right(ra), &right(rb)) });
+            }
+        }
+    }
+    out
+}
+
+/// The most confident mistakes of a run: wrong at its threshold, furthest from it first.
+fn mistakes(r: &RunRecord) -> Vec<Mistake> {
+    let mut wrong: Vec<&crate::store::Prediction> = r.predictions.iter().filter(|p| p.text.is_some()).collect();
+    wrong.sort_by(|a, b| (b.probability - 0.5).abs().total_cmp(&(a.probability - 0.5).abs()));
+    wrong
+        .into_iter()
+        .take(MISTAKES_SHOWN)
+        .map(|p| {
+            let text = p.text.as_deref().unwrap_or_default();
+            let short: String = text.chars().take(MISTAKE_CHARS).collect();
+            let text = if short.len() < text.len() { format!("{short}…") } else { short };
+            Mistake { text, truth: p.label, probability: p.probability }
+        })
+        .collect()
+}
+
+/// Loss curves and per-epoch evaluation F1 of the trained variants, from their histories.
+fn histories(plotted: &[&Variant<'_>]) -> (Vec<charts::Series>, Vec<charts::Series>) {
+    let (mut loss, mut epochs) = (Vec::new(), Vec::new());
+    for v in plotted {
+        let Some(h) = &v.first().history else { continue };
+        let points = |list: &str, x: &str, y: &dyn Fn(&serde_json::Value) -> Option<f64>| -> Vec<(f64, f64)> {
+            h[list].as_array().map_or(Vec::new(), |a| a.iter().filter_map(|e| Some((e[x].as_f64()?, y(e)?))).collect())
+        };
+        let l = points("steps", "step", &|e| e["loss"].as_f64());
+        let e = points("epochs", "epoch", &|e| e["eval"]["f1"].as_f64());
+        if !l.is_empty() {
+            loss.push(charts::Series { label: v.label.clone(), color: v.color, points: l });
+        }
+        if !e.is_empty() {
+            epochs.push(charts::Series { label: v.label.clone(), color: v.color, points: e });
+        }
+    }
+    (loss, epochs)
+}
+
+fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
+    let rows = leaderboard::rows(&runs.variants)?;
+    let best = leaderboard::best(&rows);
+    let title = runs.name.clone();
+    let slug = format!("{}-{}", slug(&runs.name), &runs.fingerprint[..runs.fingerprint.len().min(8)]);
+    let labels: Vec<String> = runs.variants.iter().map(|v| v.label.clone()).collect();
+    // The variants drawn in per-variant charts: the best by F1, in leaderboard order.
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| rows[b].f1.mean.total_cmp(&rows[a].f1.mean));
+    order.truncate(MAX_PLOTTED);
+    order.sort_unstable();
+    let plotted: Vec<&Variant<'_>> = order.iter().map(|&i| &runs.variants[i]).collect();
+    let reference = runs.variants.first().map(|v| v.first()).or(runs.failed.first().copied());
+    let names = reference.map(class_names).unwrap_or(("negative".into(), "positive".into()));
+    let cn = (names.0.as_str(), names.1.as_str());
+    let name = |c: &str| format!("{slug}-{c}");
+
+    let mut s = Section {
+        title,
+        slug: slug.clone(),
+        rows: Vec::new(),
+        best,
+        class_names: names.clone(),
+        metrics: None,
+        confusion: None,
+        roc: None,
+        pr: None,
+        loss: None,
+        epochs: None,
+        cost_time: None,
+        cost_params: None,
+        balance: None,
+        lengths: None,
+        comparisons: comparisons(&plotted),
+        mistakes: best.map(|b| mistakes(runs.variants[b].first())).unwrap_or_default(),
+        runs: DatasetRuns { name: String::new(), fingerprint: String::new(), variants: Vec::new(), failed: Vec::new() },
+    };
+    if !rows.is_empty() {
+        s.metrics = chart(&name("metrics"), "Main metrics per method, with 95% intervals.", charts::metric_bars(&labels, &rows))?;
+        let cms: Vec<(String, [[u64; 2]; 2])> = plotted.iter().filter_map(|v| Some((v.label.clone(), v.first().metrics.as_ref()?.confusion_matrix))).collect();
+        s.confusion = chart(&name("confusion"), "Confusion matrices: counts, and the share of each true class (colour).", charts::confusion_grid(&cms, cn))?;
+        s.roc = chart(&name("roc"), "ROC curves.", charts::roc(&plotted))?;
+        s.pr = chart(&name("pr"), "Precision–recall curves.", charts::precision_recall(&plotted))?;
+        let (loss, epochs) = histories(&plotted);
+        if !loss.is_empty() {
+            s.loss = chart(&name("loss"), "Training loss of the trained methods.", charts::training_loss(loss))?;
+        }
+        if !epochs.is_empty() {
+            s.epochs = chart(&name("epochs"), "F1 on the evaluation split after each epoch (reported, not used to choose).", charts::per_epoch("F1", epochs))?;
+        }
+        let time: Vec<(String, f64, f64)> = labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.fit_s, r.f1.mean)).collect();
+        s.cost_time = chart(&name("cost-time"), "F1 against training time (log scale).", charts::cost_scatter("F1 against training time", "training time, seconds (log)", &time))?;
+        let params: Vec<(String, f64, f64)> = labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.trainable_parameters.unwrap_or(f64::NAN), r.f1.mean)).collect();
+        s.cost_params = chart(&name("cost-params"), "F1 against trainable parameters (log scale).", charts::cost_scatter("F1 against trainable parameters", "trainable parameters (log)", &params))?;
+    }
+    if let Some(r) = reference {
+        let d = &r.data;
+        let split = |c: crate::data::split::Counts| (c.examples - c.positives, c.positives);
+        s.balance = chart(&name("balance"), "Class balance of the split.", charts::class_balance(split(d.train), split(d.eval), cn))?;
+        if let Some(p) = &d.lengths {
+            s.lengths = chart(&name("lengths"), "Text length by class.", charts::length_histogram(p, cn))?;
+        }
+    }
+    s.rows = rows;
+    s.runs = runs;
+    Ok(s)
+}
+
+/// The report of a set of records.
+pub struct Report<'a> {
+    pub sections: Vec<Section<'a>>,
+    /// Every record shown, failed ones included, for the provenance table.
+    pub records: Vec<&'a RunRecord>,
+    pub superseded: usize,
+    pub generated_at: String,
+}
+
+pub fn build(records: &[RunRecord]) -> Result<Report<'_>, ReportError> {
+    let (kept, superseded) = view::newest(records);
+    let sections = view::group(&kept).into_par_iter().map(section).collect::<Result<Vec<_>, _>>()?;
+    Ok(Report { sections, records: kept, superseded, generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
+}
+
+/// Writes a file whole or not at all: a temporary file beside it, then a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let err = |source| ReportError::Write { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(err)?;
+    // Readable by others like any generated file (a temporary file starts private).
+    #[cfg(unix)]
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// `target` as seen from `base` (both folders or files), for links that survive moving both together.
+fn relative(target: &Path, base_dir: &Path) -> String {
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (t, b) = (abs(target), abs(base_dir));
+    let (tc, bc): (Vec<_>, Vec<_>) = (t.components().collect(), b.components().collect());
+    let common = tc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".to_string(); bc.len() - common];
+    parts.extend(tc[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.join("/")
+}
+
+/// What was written.
+pub struct Written {
+    pub html: PathBuf,
+    pub charts: usize,
+}
+
+/// Writes the HTML page to `out` and every chart as SVG and PNG into `charts/` beside it.
+pub fn write(report: &Report<'_>, out: &Path, runs_dir: &Path, png: bool) -> Result<Written, ReportError> {
+    let out_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let runs_link = relative(runs_dir, &out_dir);
+    let html = page::render(report, &runs_link);
+    write_atomic(out, html.as_bytes())?;
+    let chart_dir = out_dir.join("charts");
+    let all: Vec<&Chart> = report.sections.iter().flat_map(|s| s.charts()).collect();
+    let fonts = if png { Some(raster::fonts()) } else { None };
+    all.par_iter().try_for_each(|c| -> Result<(), ReportError> {
+        write_atomic(&chart_dir.join(format!("{}.svg", c.stem)), c.svg.as_bytes())?;
+        if let Some(fonts) = &fonts {
+            let path = chart_dir.join(format!("{}.png", c.stem));
+            let bytes = raster::png(&c.svg, fonts).map_err(|message| ReportError::Raster { path: path.clone(), message })?;
+            write_atomic(&path, &bytes)?;
+        }
+        Ok(())
+    })?;
+    Ok(Written { html: out.to_path_buf(), charts: all.len() })
+}
