@@ -125,6 +125,24 @@ pub fn run_id(config: &RunConfig, fingerprint: &str) -> String {
     short_hash(canonical.to_string().as_bytes())
 }
 
+/// Writes a file whole or not at all: a temporary file in the same folder (named `.tmp-*`, which
+/// [`Store::remove_stale_temporaries`] clears after a crash), fsync, mode 0644, rename, fsync the folder.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    // Readable like any file the user writes (a temporary file starts private).
+    #[cfg(unix)]
+    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    tmp.persist(dest).map_err(|e| e.error)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all(); // the rename itself durable; not every filesystem allows it
+    }
+    Ok(())
+}
+
 pub struct Store {
     dir: PathBuf,
 }
@@ -151,20 +169,12 @@ impl Store {
         }
     }
 
-    /// Writes a record: temporary file in the same folder, fsync, rename, fsync the folder.
+    /// Writes a record atomically (see [`write_atomic`]).
     pub fn put(&self, record: &RunRecord) -> Result<PathBuf, StoreError> {
         let dest = self.path_of(&record.id);
-        let io = |source| StoreError::Io { path: dest.clone(), source };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".json").tempfile_in(&self.dir).map_err(io)?;
-        let json = serde_json::to_vec_pretty(record).expect("a record serialises");
-        tmp.write_all(&json).map_err(io)?;
-        tmp.write_all(b"\n").map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&dest).map_err(|e| io(e.error))?;
-        if let Ok(d) = std::fs::File::open(&self.dir) {
-            let _ = d.sync_all(); // the rename itself durable; not every filesystem allows it
-        }
+        let mut json = serde_json::to_vec_pretty(record).expect("a record serialises");
+        json.push(b'\n');
+        write_atomic(&dest, &json).map_err(|source| StoreError::Io { path: dest.clone(), source })?;
         Ok(dest)
     }
 

@@ -67,11 +67,17 @@ fn shorten(label: &str, max: usize) -> String {
 }
 
 /// A legend in its own area: a swatch and a label per series (label, colour index).
+/// Entries beyond what fits are summarised in a last line.
 fn legend(area: &Area<'_>, entries: &[(String, usize)]) -> Result<()> {
-    for (i, (l, c)) in entries.iter().enumerate() {
+    let fits = ((area.dim_in_pixel().1 as usize).saturating_sub(50) / 22).max(2);
+    let shown = if entries.len() > fits { fits - 1 } else { entries.len() };
+    for (i, (l, c)) in entries[..shown].iter().enumerate() {
         let y = 40 + 22 * i as i32;
         area.draw(&Rectangle::new([(6, y), (20, y + 14)], color(*c).filled()))?;
         area.draw(&Text::new(shorten(l, 30), (26, y), font(13)))?;
+    }
+    if shown < entries.len() {
+        area.draw(&Text::new(format!("… and {} more (see the table)", entries.len() - shown), (6, 40 + 22 * shown as i32), font(13)))?;
     }
     Ok(())
 }

@@ -159,7 +159,7 @@ pub mod fmt {
     }
 
     pub fn interval(s: &Stat) -> String {
-        s.interval.map(|(lo, hi)| format!("[{lo:.3}, {hi:.3}]")).unwrap_or_default()
+        s.interval.map(|(lo, hi)| format!("[{lo:.4}, {hi:.4}]")).unwrap_or_default()
     }
 
     /// A count with a unit prefix: 332.5k, 22.7M.

@@ -293,18 +293,8 @@ pub fn build(records: &[RunRecord]) -> Result<Report<'_>, ReportError> {
     Ok(Report { sections, records: kept, superseded, generated_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) })
 }
 
-/// Writes a file whole or not at all: a temporary file beside it, then a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let err = |source| ReportError::Write { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(err)?;
-    // Readable by others like any generated file (a temporary file starts private).
-    #[cfg(unix)]
-    tmp.as_file().set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    crate::store::write_atomic(path, bytes).map_err(|source| ReportError::Write { path: path.to_path_buf(), source })
 }
 
 /// `target` as seen from `base` (both folders or files), for links that survive moving both together.
