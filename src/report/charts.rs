@@ -287,48 +287,32 @@ pub fn lines(l: &Lines<'_>) -> Result<String> {
     })
 }
 
-/// ROC curves of the variants (the lowest-seed run of each), overlaid.
-pub fn roc(variants: &[&Variant<'_>]) -> Result<String> {
-    let series = variants
-        .iter()
-        .filter_map(|v| {
-            let c = v.first().curves.as_ref()?;
-            let auc = v.first().metrics.as_ref().map_or(f64::NAN, |m| m.auroc);
-            Some(Series { label: format!("{} ({auc:.3})", v.label), color: v.color, points: c.roc.iter().map(|p| (p.fpr, p.tpr)).collect() })
-        })
-        .collect();
-    lines(&Lines {
-        title: "ROC curves (AUROC in the legend)",
-        x_desc: "false positive rate",
-        y_desc: "true positive rate",
-        series,
-        x_range: (0.0, 1.0),
-        y_range: (0.0, 1.0),
-        diagonal: true,
-        markers: false,
-    })
+/// Which curve of the records to overlay.
+#[derive(Clone, Copy)]
+pub enum Curve {
+    Roc,
+    PrecisionRecall,
 }
 
-/// Precision–recall curves, overlaid.
-pub fn precision_recall(variants: &[&Variant<'_>]) -> Result<String> {
+/// ROC or precision–recall curves of the variants (the lowest-seed run of each), overlaid, with the
+/// area under each (AUROC or average precision) in the legend.
+pub fn curves(variants: &[&Variant<'_>], which: Curve) -> Result<String> {
     let series = variants
         .iter()
         .filter_map(|v| {
-            let c = v.first().curves.as_ref()?;
-            let ap = v.first().metrics.as_ref().map_or(f64::NAN, |m| m.average_precision);
-            Some(Series { label: format!("{} ({ap:.3})", v.label), color: v.color, points: c.pr.iter().map(|p| (p.recall, p.precision)).collect() })
+            let (c, m) = (v.first().curves.as_ref()?, v.first().metrics.as_ref()?);
+            let (area, points): (f64, Vec<(f64, f64)>) = match which {
+                Curve::Roc => (m.auroc, c.roc.iter().map(|p| (p.fpr, p.tpr)).collect()),
+                Curve::PrecisionRecall => (m.average_precision, c.pr.iter().map(|p| (p.recall, p.precision)).collect()),
+            };
+            Some(Series { label: format!("{} ({area:.3})", v.label), color: v.color, points })
         })
         .collect();
-    lines(&Lines {
-        title: "Precision–recall curves (average precision in the legend)",
-        x_desc: "recall",
-        y_desc: "precision",
-        series,
-        x_range: (0.0, 1.0),
-        y_range: (0.0, 1.0),
-        diagonal: false,
-        markers: false,
-    })
+    let (title, x_desc, y_desc) = match which {
+        Curve::Roc => ("ROC curves (AUROC in the legend)", "false positive rate", "true positive rate"),
+        Curve::PrecisionRecall => ("Precision–recall curves (average precision in the legend)", "recall", "precision"),
+    };
+    lines(&Lines { title, x_desc, y_desc, series, x_range: (0.0, 1.0), y_range: (0.0, 1.0), diagonal: matches!(which, Curve::Roc), markers: false })
 }
 
 fn range_of(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {

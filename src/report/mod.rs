@@ -251,8 +251,8 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
         s.metrics = chart(&name("metrics"), "Main metrics per method, with 95% intervals.", charts::metric_bars(&labels, &rows))?;
         let cms: Vec<(String, [[u64; 2]; 2])> = plotted.iter().filter_map(|v| Some((v.label.clone(), v.first().metrics.as_ref()?.confusion_matrix))).collect();
         s.confusion = chart(&name("confusion"), "Confusion matrices: counts, and the share of each true class (colour).", charts::confusion_grid(&cms, cn))?;
-        s.roc = chart(&name("roc"), "ROC curves.", charts::roc(&plotted))?;
-        s.pr = chart(&name("pr"), "Precision–recall curves.", charts::precision_recall(&plotted))?;
+        s.roc = chart(&name("roc"), "ROC curves.", charts::curves(&plotted, charts::Curve::Roc))?;
+        s.pr = chart(&name("pr"), "Precision–recall curves.", charts::curves(&plotted, charts::Curve::PrecisionRecall))?;
         let (loss, epochs) = histories(&plotted);
         if !loss.is_empty() {
             s.loss = chart(&name("loss"), "Training loss of the trained methods.", charts::training_loss(loss))?;
