@@ -112,12 +112,17 @@ fn report_filters_and_refuses_an_empty_selection() {
     let sb = Sandbox::new();
     sb.bench().args(["report"]).assert().code(2).stderr(predicate::str::contains("no runs"));
     std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
-    let spec = sb.write("a.yaml", format!("name: only-a\n{}", csv_spec("smoke.csv", "  kind: lsa\n  components: 10\n")));
+    let spec = sb.write("a.yaml", format!("name: only-a\n{}seeds: [0, 1, 2]\n", csv_spec("smoke.csv", "  kind: lsa\n  components: 10\n")));
     sb.bench().args(["run"]).arg(&spec).assert().success();
     sb.bench().args(["report", "nothing-like-this", "--no-png"]).assert().code(2).stderr(predicate::str::contains("matches the filters"));
     sb.bench().args(["report", "--no-png", "--out", "r.html"]).arg(&spec).assert().success();
     let html = std::fs::read_to_string(sb.path().join("r.html")).unwrap();
     assert!(html.contains("only-a"));
+    // Three seeds of one configuration: one leaderboard row, mean ± std.
+    let md = String::from_utf8(sb.bench().args(["report", "--format", "md"]).output().unwrap().stdout).unwrap();
+    let row = md.lines().find(|l| l.starts_with("| only-a")).unwrap_or_else(|| panic!("no row in {md}"));
+    assert!(row.contains("| 3 |") && row.contains("±"), "{row}");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| only-a")).count(), 1);
     let id = read_json(&sb.records()[0])["id"].as_str().unwrap().to_string();
     // The record link points at the JSON from where the page is.
     assert!(html.contains(&format!("runs/{id}.json")), "link to the record");
