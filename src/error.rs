@@ -104,6 +104,9 @@ pub enum ModelError {
 pub enum MethodError {
     #[error("{0}")]
     Numerical(String),
+    /// Settings that cannot work on this data (found only once the data is split).
+    #[error("{0}")]
+    Unfit(String),
     #[error("logistic regression: {0}")]
     Logistic(#[from] linfa_logistic::error::Error),
     #[error("linear algebra: {0}")]

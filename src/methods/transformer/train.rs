@@ -170,6 +170,13 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     let holdout_ids: Vec<Vec<u32>> = holdout_idx.iter().map(|&i| all_ids[i].clone()).collect();
     let holdout_labels: Vec<bool> = holdout_idx.iter().map(|&i| train.labels[i]).collect();
     drop(all_ids);
+    let positives = holdout_labels.iter().filter(|&&l| l).count();
+    if p.early_stopping.is_some() && (positives == 0 || positives == holdout_labels.len()) {
+        return Err(MethodError::Unfit(format!(
+            "early_stopping.holdout leaves {} held-out examples with {positives} positive: both classes are needed to judge an epoch; raise the fraction",
+            holdout_labels.len()
+        )));
+    }
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let steps_per_epoch = ids.len().div_ceil(p.batch_size);
     let total = p.epochs * steps_per_epoch;
