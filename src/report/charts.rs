@@ -132,7 +132,9 @@ pub fn grouped_bars(b: &GroupedBars<'_>) -> Result<String> {
                 let x1 = x0 + width * 0.9;
                 let top = v.max(b.y_range.0);
                 chart.draw_series(std::iter::once(Rectangle::new([(x0, b.y_range.0), (x1, top)], c.filled())))?;
-                if let Some(Some((lo, hi))) = whiskers.get(g) {
+                // A whisker of no length is skipped (a zero-length path cannot be stroked).
+                let span = (b.y_range.1 - b.y_range.0) * 0.002;
+                if let Some(Some((lo, hi))) = whiskers.get(g).filter(|w| w.is_some_and(|(lo, hi)| hi.min(b.y_range.1) - lo.max(b.y_range.0) > span)) {
                     let xc = (x0 + x1) / 2.0;
                     let (lo, hi) = (lo.max(b.y_range.0), hi.min(b.y_range.1));
                     let cap = width * 0.25;
@@ -277,8 +279,11 @@ pub fn lines(l: &Lines<'_>) -> Result<String> {
         }
         for s in &l.series {
             let c = color(s.color);
-            let pts = thin(s.points.clone(), 400);
-            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
+            let mut pts = thin(s.points.clone(), 400);
+            pts.dedup();
+            if pts.len() >= 2 {
+                chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
+            }
             if l.markers {
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
             }
