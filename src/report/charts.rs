@@ -125,8 +125,8 @@ pub fn grouped_bars(b: &GroupedBars<'_>) -> Result<String> {
         for (j, (_, values, whiskers)) in b.series.iter().enumerate() {
             let c = color(j);
             for (g, &v) in values.iter().enumerate() {
-                if !v.is_finite() || v - b.y_range.0 < (b.y_range.1 - b.y_range.0) * 0.003 {
-                    continue; // nothing to draw (and a zero-height rectangle is invalid SVG)
+                if !v.is_finite() || v - b.y_range.0 < (b.y_range.1 - b.y_range.0) * 0.006 {
+                    continue; // under a pixel: nothing to draw (and a zero-height rectangle is invalid SVG)
                 }
                 let x0 = g as f64 - 0.4 + j as f64 * width;
                 let x1 = x0 + width * 0.9;
