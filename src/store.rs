@@ -53,9 +53,9 @@ pub struct Prediction {
 pub const MISTAKE_EXCERPT_CHARS: usize = 400;
 
 impl Prediction {
-    /// A prediction at the 0.5 threshold, with the text's start kept when it is wrong.
+    /// A prediction at the metrics' decision threshold, with the text's start kept when it is wrong.
     pub fn new(index: usize, label: bool, probability: f64, text: &str) -> Prediction {
-        let wrong = (probability >= 0.5) != label;
+        let wrong = (probability >= crate::metrics::THRESHOLD) != label;
         let text = wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect());
         Prediction { index, label, probability, text }
     }

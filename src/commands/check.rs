@@ -4,7 +4,6 @@ use super::{fmt_metric, load_specs};
 use crate::check::{check, Verdict};
 use crate::cli::{CheckArgs, GlobalArgs};
 use crate::error::{EXIT_FAILED, EXIT_USAGE};
-use crate::store::Store;
 
 pub fn run(args: &CheckArgs, g: &GlobalArgs) -> Result<i32> {
     let specs = load_specs(&args.specs)?;
@@ -16,10 +15,7 @@ pub fn run(args: &CheckArgs, g: &GlobalArgs) -> Result<i32> {
     for name in &no_floors {
         eprintln!("note: spec {name} has no floors; nothing to check there");
     }
-    let (records, unreadable) = Store::new(&g.runs_dir).list()?;
-    for e in &unreadable {
-        tracing::warn!("skipping {e}");
-    }
+    let records = super::readable_records(g)?;
     let lines = check(&specs, &records);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&lines)?);

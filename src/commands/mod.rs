@@ -34,6 +34,15 @@ fn load_specs(paths: &[std::path::PathBuf]) -> Result<Vec<Spec>> {
     paths.iter().map(|p| Spec::load(p).map_err(anyhow::Error::from)).collect()
 }
 
+/// Every readable record of the store; unreadable files are logged and skipped.
+fn readable_records(g: &crate::cli::GlobalArgs) -> Result<Vec<crate::store::RunRecord>> {
+    let (records, unreadable) = crate::store::Store::new(&g.runs_dir).list()?;
+    for e in &unreadable {
+        tracing::warn!("skipping {e}");
+    }
+    Ok(records)
+}
+
 /// Texts given on the command line, then those of `--file` (one per line, blank lines skipped).
 fn collect_texts(texts: &[String], file: Option<&std::path::Path>) -> Result<Vec<String>> {
     let mut all = texts.to_vec();

@@ -2,14 +2,10 @@ use anyhow::Result;
 
 use crate::cli::{GlobalArgs, ReportArgs, ReportFormat};
 use crate::report;
-use crate::store::Store;
 
 pub fn run(args: &ReportArgs, g: &GlobalArgs) -> Result<i32> {
     let started = std::time::Instant::now();
-    let (records, unreadable) = Store::new(&g.runs_dir).list()?;
-    for e in &unreadable {
-        tracing::warn!("skipping {e}");
-    }
+    let records = super::readable_records(g)?;
     let total = records.len();
     let records = report::select(records, &args.filters)?;
     if records.is_empty() {

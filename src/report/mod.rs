@@ -155,19 +155,24 @@ fn class_names(r: &RunRecord) -> (String, String) {
 
 /// Pairs of the plotted variants evaluated on the same split, tested on their lowest-seed runs.
 fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
-    let right = |r: &RunRecord| -> Vec<bool> {
-        let t = r.metrics.as_ref().map_or(0.5, |m| m.threshold);
-        r.predictions.iter().map(|p| (p.probability >= t) == p.label).collect()
-    };
+    // Which examples each variant got right, computed once per variant rather than once per pair.
+    let right: Vec<Vec<bool>> = plotted
+        .iter()
+        .map(|v| {
+            let r = v.first();
+            let t = r.metrics.as_ref().map_or(crate::metrics::THRESHOLD, |m| m.threshold);
+            r.predictions.iter().map(|p| (p.probability >= t) == p.label).collect()
+        })
+        .collect();
     let mut out = Vec::new();
     for (i, a) in plotted.iter().enumerate() {
-        for b in &plotted[i + 1..] {
+        for (j, b) in plotted.iter().enumerate().skip(i + 1) {
             let (ra, rb) = (a.first(), b.first());
             let same_examples = a.split_key == b.split_key
                 && ra.predictions.len() == rb.predictions.len()
                 && ra.predictions.iter().zip(&rb.predictions).all(|(x, y)| x.index == y.index && x.label == y.label);
             if same_examples && !ra.predictions.is_empty() {
-                out.push(Comparison { first: a.label.clone(), second: b.label.clone(), examples: ra.predictions.len(), test: stats::mcnemar(&right(ra), &right(rb)) });
+                out.push(Comparison { first: a.label.clone(), second: b.label.clone(), examples: ra.predictions.len(), test: stats::mcnemar(&right[i], &right[j]) });
             }
         }
     }
@@ -177,7 +182,8 @@ fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
 /// The most confident mistakes of a run: wrong at its threshold, furthest from it first.
 fn mistakes(r: &RunRecord) -> Vec<Mistake> {
     let mut wrong: Vec<&crate::store::Prediction> = r.predictions.iter().filter(|p| p.text.is_some()).collect();
-    wrong.sort_by(|a, b| (b.probability - 0.5).abs().total_cmp(&(a.probability - 0.5).abs()));
+    let t = r.metrics.as_ref().map_or(crate::metrics::THRESHOLD, |m| m.threshold);
+    wrong.sort_by(|a, b| (b.probability - t).abs().total_cmp(&(a.probability - t).abs()));
     wrong
         .into_iter()
         .take(MISTAKES_SHOWN)
