@@ -84,6 +84,52 @@ pub enum Command {
         every run. The page opens offline; each chart is also written as SVG and PNG into charts/ beside it.\n\
         Reads run records only: no data files, no models.")]
     Report(ReportArgs),
+    /// Measure the transformer engine: training or inference throughput, FLOP rate, peak memory.
+    #[command(after_help = "Examples:\n  bench perf --spec experiments/sms-lora.yaml --workload train --batching bucketed\n  \
+        bench perf --spec experiments/sms-finetune.yaml --workload train --batching random --batches-out /tmp/b.json\n  \
+        bench perf --workload infer --spec experiments/sms-frozen.yaml --json\n  bench perf --workload matmul\n\n\
+        Data and method come from the spec's first run (training uses its training split, inference its\n\
+        evaluation split). --batches-out writes the batches for benches/torch_perf.py, which runs PyTorch on\n\
+        exactly the same ones; benches/perf.sh runs both sides and prints the ratios.")]
+    Perf(PerfArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PerfWorkload {
+    /// The spec's method (finetune or lora): AdamW steps at its learning rate.
+    Train,
+    /// Mean-pooled embeddings of the evaluation split with the spec's backbone.
+    Infer,
+    /// Matrix products alone: the rate the workloads are measured against.
+    Matmul,
+}
+
+#[derive(Args, Debug)]
+pub struct PerfArgs {
+    /// The spec whose data, backbone and method are measured.
+    #[arg(long, default_value = "experiments/sms-finetune.yaml")]
+    pub spec: PathBuf,
+    #[arg(long, value_enum, default_value = "train")]
+    pub workload: PerfWorkload,
+    #[arg(long, value_enum, default_value = "bucketed")]
+    pub batching: crate::perf::Batching,
+    /// Timed training steps (after the untimed warm-up steps).
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup_steps: usize,
+    /// Inference batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Inference: embed only the first N texts of the evaluation split.
+    #[arg(long)]
+    pub texts: Option<usize>,
+    /// Write the batches (token ids, labels, method settings) as JSON for the PyTorch side.
+    #[arg(long)]
+    pub batches_out: Option<PathBuf>,
+    /// One JSON object instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

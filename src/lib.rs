@@ -11,6 +11,7 @@ pub mod environment;
 pub mod error;
 pub mod methods;
 pub mod metrics;
+pub mod perf;
 pub mod progress;
 pub mod report;
 pub mod runner;

@@ -4,6 +4,7 @@ mod check;
 mod datasets;
 mod embed;
 mod list;
+mod perf;
 mod predict;
 mod report;
 mod run;
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
         Command::Embed(a) => embed::run(a, g),
         Command::Predict(a) => predict::run(a, g),
         Command::Report(a) => report::run(a, g),
+        Command::Perf(a) => perf::run(a, g, progress),
     }
 }
 

@@ -97,16 +97,30 @@ impl Linear {
         Ok(Linear { weight: w.get(&format!("{prefix}.weight"), &[out, inp])?, bias: w.get(&format!("{prefix}.bias"), &[out])?, lora: None })
     }
 
+    /// x is [..., in]; the leading dimensions are flattened so that each product is one 2-D matrix
+    /// product: a batched product with a broadcast weight would, in backward, materialise one weight
+    /// gradient per batch element and then sum them.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        match &self.lora {
-            None => Ok(y),
+        let mut dims = x.dims().to_vec();
+        let inp = dims.pop().unwrap_or(0);
+        let rows: usize = dims.iter().product();
+        let x2 = x.reshape((rows, inp))?;
+        let frozen = !self.weight.is_variable() && !self.bias.is_variable();
+        let y = if frozen && super::kernels::fusable(&x2) {
+            super::kernels::frozen_linear(&x2, &self.weight, &self.bias)?
+        } else {
+            x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?
+        };
+        let y = match &self.lora {
+            None => y,
             Some(l) => {
-                let x = mode.dropout(x, l.dropout)?;
-                let update = x.broadcast_matmul(&l.a.as_tensor().t()?)?.broadcast_matmul(&l.b.as_tensor().t()?)?;
-                y + (update * l.scale)?
+                let x2 = mode.dropout(&x2, l.dropout)?;
+                let update = x2.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
+                (y + (update * l.scale)?)?
             }
-        }
+        };
+        dims.push(y.dim(1)?);
+        y.reshape(dims)
     }
 }
 
@@ -245,8 +259,8 @@ impl Layer {
         let q = split(self.query.forward(x, mode)?)?;
         let k = split(self.key.forward(x, mode)?)?;
         let v = split(self.value.forward(x, mode)?)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(bias)?;
-        let probs = mode.dropout(&ops::softmax(&scores)?, cfg.attention_probs_dropout_prob)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let probs = mode.dropout(&ops::attention_softmax(&scores, bias, 1.0 / (dh as f64).sqrt())?, cfg.attention_probs_dropout_prob)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
         let attended = self.attention_output.forward(&context, mode)?;
         let attended = mode.dropout(&attended, cfg.hidden_dropout_prob)?;

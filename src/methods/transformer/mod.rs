@@ -9,6 +9,8 @@ pub mod embed;
 pub mod encoder;
 pub mod frozen;
 pub mod hub;
+pub mod kernels;
 pub mod ops;
+pub mod optim;
 pub mod params;
 pub mod train;

@@ -1,13 +1,24 @@
 //! Differentiable building blocks. candle-nn's fused layer norm and `softmax_last_dim` have no backward
-//! pass, so an encoder built on them silently trains only its head (FINDINGS.md). These are composed of
-//! ops that candle differentiates.
+//! pass, so an encoder built on them silently trains only its head (FINDINGS.md). On CPU these dispatch
+//! to `kernels` (fused, with backward passes); elsewhere they are composed of ops candle differentiates.
 
 use candle_core::{DType, Device, Result, Tensor, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::kernels;
+
 /// Layer norm over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if kernels::fusable(x) {
+        kernels::layer_norm(x, weight, bias, eps)
+    } else {
+        layer_norm_composed(x, weight, bias, eps)
+    }
+}
+
+/// `layer_norm` from candle ops (any device).
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centered = x.broadcast_sub(&mean)?;
     let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -15,22 +26,38 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     normed.broadcast_mul(weight)?.broadcast_add(bias)
 }
 
-/// Softmax over the last dimension. The max is subtracted for stability and detached: softmax does
-/// not depend on the shift, so no gradient flows through it.
-pub fn softmax(x: &Tensor) -> Result<Tensor> {
+/// Attention weights: softmax(scores · scale + bias) over the last dimension, with scores
+/// [batch, heads, q, k] and the padding bias of `attention_bias` [batch, 1, 1, k].
+pub fn attention_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    if kernels::fusable(scores) {
+        let (b, _, _, k) = bias.dims4()?;
+        kernels::attention_softmax(scores, &bias.reshape((b, k))?, scale)
+    } else {
+        softmax_composed(&(scores * scale)?.broadcast_add(bias)?)
+    }
+}
+
+/// Softmax over the last dimension from candle ops. The max is subtracted for stability and detached:
+/// softmax does not depend on the shift, so no gradient flows through it.
+pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
 }
 
 /// Inverted dropout with a mask drawn from the run's seeded generator (candle's own dropout uses an
-/// unseeded thread RNG, which would make training irreproducible).
+/// unseeded thread RNG, which would make training irreproducible). One number is drawn from `rng` per
+/// call; each element's keep/drop decision is a hash of it and the element's index, so the mask can be
+/// made in parallel and the same on any number of threads.
 pub fn dropout(x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     if p <= 0.0 {
         return Ok(x.clone());
     }
-    let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.gen::<f64>() < p { 0.0 } else { scale as f32 }).collect();
+    let key = rng.gen::<u64>();
+    if kernels::fusable(x) {
+        return kernels::dropout(x, p, key);
+    }
+    let mask = kernels::dropout_mask(x.elem_count(), p, key);
     let mask = Tensor::from_vec(mask, x.shape(), &Device::Cpu)?.to_device(x.device())?.to_dtype(x.dtype())?;
     x.mul(&mask)
 }
@@ -38,6 +65,7 @@ pub fn dropout(x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
 /// The activations BERT configs name.
 pub fn activation(x: &Tensor, name: &str) -> Result<Tensor> {
     match name {
+        "gelu" if kernels::fusable(x) => kernels::gelu_erf(x),
         "gelu" => x.gelu_erf(),
         "gelu_new" | "gelu_pytorch_tanh" => x.gelu(),
         "relu" => x.relu(),
@@ -69,11 +97,11 @@ mod tests {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (3, 5, 8), &dev).unwrap()).unwrap();
         let w = Var::from_tensor(&Tensor::randn(1f32, 0.1f32, 8, &dev).unwrap()).unwrap();
         let b = Var::from_tensor(&Tensor::randn(0f32, 0.1f32, 8, &dev).unwrap()).unwrap();
-        let ours = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        let ours = layer_norm_composed(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
         let theirs = candle_nn::ops::layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
         close(&ours, &theirs, 1e-5);
-        close(&softmax(x.as_tensor()).unwrap(), &candle_nn::ops::softmax_last_dim(x.as_tensor()).unwrap(), 1e-6);
-        let loss = softmax(&ours).unwrap().sqr().unwrap().sum_all().unwrap();
+        close(&softmax_composed(x.as_tensor()).unwrap(), &candle_nn::ops::softmax_last_dim(x.as_tensor()).unwrap(), 1e-6);
+        let loss = softmax_composed(&ours).unwrap().sqr().unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
         for v in [&x, &w, &b] {
             let g = grads.get(v.as_tensor()).expect("gradient");

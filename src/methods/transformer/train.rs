@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -14,6 +13,7 @@ use serde::Serialize;
 use super::backbone::{locate, Backbone};
 use super::classifier::Classifier;
 use super::encoder::Mode;
+use super::optim::{Optim, Settings};
 use super::params::{SelectBy, TrainParams};
 use crate::data::split;
 use crate::error::{MethodError, ModelError};
@@ -124,41 +124,53 @@ pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64) -> f64
     }
 }
 
-/// Scales the gradients so that their global L2 norm is at most `max_norm`; returns the norm before.
-fn clip_gradients(grads: &mut candle_core::backprop::GradStore, vars: &[Var], max_norm: f64) -> candle_core::Result<f64> {
-    let mut sq = 0f64;
-    for v in vars {
-        if let Some(g) = grads.get(v.as_tensor()) {
-            sq += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-        }
+/// One model with its optimiser state: the training step shared by `fit` and `bench perf`.
+pub struct Trainer {
+    pub model: Classifier,
+    /// Every trainable tensor (encoder weights for full fine-tuning, adapters, pooler and head).
+    pub vars: Vec<Var>,
+    optim: Optim,
+    dropout_rng: ChaCha8Rng,
+}
+
+impl Trainer {
+    pub fn new(model: Classifier, p: &TrainParams, seed: u64) -> Result<Trainer, MethodError> {
+        let vars: Vec<Var> = model.trainable.iter().map(|(_, v)| v.clone()).collect();
+        // Weight decay on weight matrices only, as Hugging Face's Trainer: not on biases or layer norms.
+        let (decay, no_decay): (Vec<_>, Vec<_>) = model.trainable.iter().partition(|(name, _)| !name.ends_with("bias") && !name.contains("LayerNorm"));
+        let group = |g: Vec<&(String, Var)>| g.into_iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+        let settings = Settings { beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: p.max_grad_norm };
+        let optim = Optim::new(vec![(group(decay), p.weight_decay), (group(no_decay), 0.0)], settings).map_err(ModelError::from)?;
+        let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed);
+        dropout_rng.set_stream(2);
+        Ok(Trainer { model, vars, optim, dropout_rng })
     }
-    let norm = sq.sqrt();
-    if norm > max_norm {
-        let scale = max_norm / (norm + 1e-6);
-        for v in vars {
-            if let Some(g) = grads.remove(v.as_tensor()) {
-                grads.insert(v.as_tensor(), (g * scale)?);
-            }
-        }
+
+    /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr`; the loss.
+    pub fn step(&mut self, tok: &Tensor, mask: &Tensor, labels: &Tensor, lr: f64) -> candle_core::Result<f64> {
+        let logits = self.model.forward(tok, mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
+        let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+        let mut grads = loss.backward()?;
+        self.optim.step(&mut grads, lr)?;
+        loss.to_scalar::<f32>().map(f64::from)
     }
-    Ok(norm)
 }
 
 /// Builds the classifier for a method kind: all weights trainable (`finetune`), or the checkpoint frozen
 /// and LoRA adapters added (`lora`); the head is trainable in both.
-pub fn build(kind: &str, p: &TrainParams, ctx: &FitContext<'_>, device: &Device) -> Result<Classifier, MethodError> {
-    let dir = locate(&p.backbone, ctx.models_dir)?;
+pub fn build(kind: &str, p: &TrainParams, models_dir: &std::path::Path, seed: u64, device: &Device) -> Result<Classifier, MethodError> {
+    let dir = locate(&p.backbone, models_dir)?;
     let (backbone, weights) = Backbone::load(&dir, p.max_length, kind == "finetune", device)?;
-    let mut model = Classifier::new(backbone, weights, ctx.seed, device).map_err(ModelError::from)?;
+    let mut model = Classifier::new(backbone, weights, seed, device).map_err(ModelError::from)?;
     if let Some(lora) = &p.lora {
-        model.add_lora(lora, ctx.seed, device).map_err(ModelError::from)?;
+        model.add_lora(lora, seed, device).map_err(ModelError::from)?;
     }
     Ok(model)
 }
 
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
     let device = p.device.resolve()?;
-    let model = build(kind, p, ctx, &device)?;
+    let model = build(kind, p, ctx.models_dir, ctx.seed, &device)?;
     let all_ids = model.backbone.tokenize(train.texts)?;
     // With early stopping, part of the training split is held out to judge each epoch.
     let (fit_idx, holdout_idx) = match &p.early_stopping {
@@ -182,16 +194,9 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     let total = p.epochs * steps_per_epoch;
     let warmup = (p.warmup_ratio * total as f64).ceil() as usize;
 
-    let vars: Vec<Var> = model.trainable.iter().map(|(_, v)| v.clone()).collect();
-    let (decay, no_decay): (Vec<_>, Vec<_>) = model.trainable.iter().partition(|(name, _)| !name.ends_with("bias") && !name.contains("LayerNorm"));
-    let adamw = |wd: f64| ParamsAdamW { lr: p.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: wd };
-    let mut opt_decay = AdamW::new(decay.into_iter().map(|(_, v)| v.clone()).collect(), adamw(p.weight_decay)).map_err(ModelError::from)?;
-    let mut opt_plain = AdamW::new(no_decay.into_iter().map(|(_, v)| v.clone()).collect(), adamw(0.0)).map_err(ModelError::from)?;
-
+    let mut trainer = Trainer::new(model, p, ctx.seed)?;
     let mut batch_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     batch_rng.set_stream(1);
-    let mut dropout_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
-    dropout_rng.set_stream(2);
     let mut history = History { holdout_examples: p.early_stopping.as_ref().map(|_| holdout_ids.len()), ..Default::default() };
     let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
     let mut epochs_since_best = 0usize;
@@ -207,21 +212,9 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
             real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
             padded_tokens += seqs.len() * seqs.iter().map(|s| s.len()).max().unwrap_or(0);
-            let (tok, mask) = model.backbone.batch(&seqs, &device)?;
+            let (tok, mask) = trainer.model.backbone.batch(&seqs, &device)?;
             let labels = Tensor::from_vec(batch.iter().map(|&i| labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
-            let step_result: candle_core::Result<f64> = (|| {
-                let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut dropout_rng) })?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &labels)?;
-                let mut grads = loss.backward()?;
-                clip_gradients(&mut grads, &vars, p.max_grad_norm)?;
-                let lr = learning_rate(step, total, warmup, p.lr);
-                opt_decay.set_learning_rate(lr);
-                opt_plain.set_learning_rate(lr);
-                opt_decay.step(&grads)?;
-                opt_plain.step(&grads)?;
-                loss.to_scalar::<f32>().map(f64::from)
-            })();
-            let loss = step_result.map_err(ModelError::from)?;
+            let loss = trainer.step(&tok, &mask, &labels, learning_rate(step, total, warmup, p.lr)).map_err(ModelError::from)?;
             if !loss.is_finite() {
                 return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
             }
@@ -238,17 +231,17 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         train_seconds += started.elapsed().as_secs_f64();
         epochs_run = epoch;
         let eval = match &ctx.monitor {
-            Some(m) => Some(EvalLog::of(m.labels, &predict(&model, m.texts, ctx.progress, &device)?, ctx.seed)),
+            Some(m) => Some(EvalLog::of(m.labels, &predict(&trainer.model, m.texts, ctx.progress, &device)?, ctx.seed)),
             None => None,
         };
         let holdout = match &p.early_stopping {
             Some(es) => {
-                let probs = model.predict_ids(&holdout_ids, PREDICT_BATCH, &device, &|_| {})?;
+                let probs = trainer.model.predict_ids(&holdout_ids, PREDICT_BATCH, &device, &|_| {})?;
                 let log = EvalLog::of(&holdout_labels, &probs, ctx.seed);
                 let score = log.score(es.metric);
                 // Strictly better only: on a tie the earlier (less trained) epoch is kept.
                 if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
-                    let snapshot = vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(ModelError::from)?;
+                    let snapshot = trainer.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(ModelError::from)?;
                     best = Some((epoch, score, snapshot));
                     epochs_since_best = 0;
                 } else {
@@ -269,14 +262,14 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     }
     bar.finish_and_clear();
     if let Some((epoch, _, snapshot)) = best {
-        for (v, t) in vars.iter().zip(&snapshot) {
+        for (v, t) in trainer.vars.iter().zip(&snapshot) {
             v.set(t).map_err(ModelError::from)?;
         }
         history.best_epoch = Some(epoch);
     }
     history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
     history.train_samples_per_s = (epochs_run * ids.len()) as f64 / train_seconds;
-    Ok(FittedClassifier { kind: kind.to_string(), params: p.clone(), model, history, device })
+    Ok(FittedClassifier { kind: kind.to_string(), params: p.clone(), model: trainer.model, history, device })
 }
 
 fn predict(model: &Classifier, texts: &[String], progress: &Progress, device: &Device) -> Result<Vec<f64>, MethodError> {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# textbench's transformer engine against PyTorch + transformers + peft on the SMS data with MiniLM,
+# run alternately in one sitting (shared machines drift: read the ratios, not absolute figures).
+#
+#   benches/perf.sh [DATA_DIR] [MODELS_DIR] [ROUNDS]
+#
+# Workloads: inference (mean-pooled embeddings of the evaluation split, batch 32), full fine-tuning and
+# LoRA (batch 16, max length 128, AdamW; 40 timed steps after 3 untimed). Two batching modes:
+#   same: textbench runs the random, dynamically padded batches it writes for PyTorch, which runs
+#         exactly those (engine against engine); PyTorch's DataLoader + DataCollatorWithPadding default.
+#   best: textbench's own length bucketing against PyTorch's default (the same random batches).
+# Also the matrix-product rate of both (the peak the workloads' GFLOP/s are read against) and, with
+# LSA=1, the LSA baseline against scikit-learn (benches/lsa_vs_sklearn.sh).
+#
+# PyTorch is installed into a virtualenv (PERF_VENV, default target/perf-venv) from
+# benches/requirements-perf.txt on first use; set TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# to get the CPU-only wheel instead of PyPI's CUDA build. Results: target/perf/results.jsonl (one JSON
+# object per measurement) and target/perf/summary.md (medians over the rounds, and the ratios).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+data=${1:-../shared/datasets}
+models=${2:-../shared/models}
+rounds=${3:-2}
+steps=${STEPS:-40}
+venv=${PERF_VENV:-target/perf-venv}
+out=target/perf
+mkdir -p "$out"
+
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch, transformers, peft' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --upgrade pip
+    if [ -n "${TORCH_INDEX_URL:-}" ]; then
+        "$venv/bin/pip" install -q --index-url "$TORCH_INDEX_URL" "$(grep '^torch==' benches/requirements-perf.txt)"
+    fi
+    "$venv/bin/pip" install -q -r benches/requirements-perf.txt
+fi
+cargo build --release -q
+bench() { ./target/release/bench -q --data-dir "$data" --models-dir "$models" perf --json "$@"; }
+torch() { "$venv/bin/python" benches/torch_perf.py "$@" 2>/dev/null; }
+
+results=$out/results.jsonl
+: > "$results"
+record() { # round, mode, json line
+    python3 -c 'import json,sys; d=json.loads(sys.argv[3]); d["round"]=int(sys.argv[1]); d["mode"]=sys.argv[2]; print(json.dumps(d))' "$1" "$2" "$3" >> "$results"
+}
+
+for round in $(seq "$rounds"); do
+    echo "== round $round of $rounds" >&2
+    record "$round" peak "$(bench --workload matmul)"
+    record "$round" peak "$(torch --matmul)"
+    for w in infer:experiments/sms-frozen.yaml finetune:experiments/sms-finetune.yaml lora:experiments/sms-lora.yaml; do
+        name=${w%%:*}; spec=${w#*:}
+        kind=train; [ "$name" = infer ] && kind=infer
+        batches=$out/batches-$name.json
+        # Alternate which engine goes first, round by round.
+        if [ $((round % 2)) = 1 ]; then
+            record "$round" same "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching random --batches-out "$batches")"
+            record "$round" torch "$(torch "$batches")"
+            record "$round" best "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching bucketed)"
+        else
+            record "$round" best "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching bucketed)"
+            record "$round" same "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching random --batches-out "$batches")"
+            record "$round" torch "$(torch "$batches")"
+        fi
+        echo "   $name done" >&2
+    done
+done
+python3 benches/perf_summary.py "$results" | tee "$out/summary.md"
+if [ "${LSA:-0}" = 1 ]; then
+    benches/lsa_vs_sklearn.sh "$data" 5
+fi

@@ -1,0 +1,182 @@
+"""PyTorch's side of benches/perf.sh: the same workload on the same batches as `bench perf`.
+
+    python benches/torch_perf.py BATCHES.json        # written by `bench perf --batches-out BATCHES.json`
+    python benches/torch_perf.py --matmul
+
+Training: AutoModelForSequenceClassification on the same backbone folder (BERT, its pooler, a fresh
+2-way head), full fine-tuning or peft LoRA with the batch file's rank, alpha, dropout and target
+modules; torch.optim.AdamW with weight decay on weights only (as Hugging Face's Trainer), gradient
+clipping, dropout on (train mode). Inference: AutoModel, mean pooling, torch.inference_mode.
+Each batch is padded to its longest sequence, as DataCollatorWithPadding does. The first
+`warmup_batches` run untimed. Prints one JSON line in the same shape as `bench perf --json`.
+"""
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+# The names textbench's spec uses for LoRA targets, as module-name patterns inside BertModel.
+TARGETS = {
+    "query": r"attention\.self\.query",
+    "key": r"attention\.self\.key",
+    "value": r"attention\.self\.value",
+    "attention_output": r"attention\.output\.dense",
+    "intermediate": r"intermediate\.dense",
+    "output": r"(?<!attention\.)output\.dense",
+}
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def pad(ids, pad_id):
+    longest = max(len(s) for s in ids)
+    tok = torch.full((len(ids), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), longest), dtype=torch.long)
+    for i, s in enumerate(ids):
+        tok[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return tok, mask
+
+
+def flops(cfg, batch, seq, classifier, pass_, adapters):
+    """The same count as src/perf/flops.rs: matrix products only, on the padded batch."""
+    b, t, h, i, layers = batch, seq, cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    weights = layers * 2.0 * b * t * (4 * h * h + 2 * h * i) + (2.0 * b * (h * h + 2 * h) if classifier else 0.0)
+    attention = layers * 4.0 * b * t * t * h
+    lora = sum(2.0 * b * t * adapters["rank"] * (inp + out) for inp, out in adapters["dims"]) if adapters else 0.0
+    forward = weights + attention + lora
+    if pass_ == "inference":
+        return forward
+    if pass_ == "full":
+        return 3.0 * forward
+    return forward + weights + 2.0 * (attention + lora)
+
+
+def result(workload, batches, seconds, gflop):
+    items = sum(len(b["ids"]) for b in batches)
+    real = sum(len(s) for b in batches for s in b["ids"])
+    padded = sum(len(b["ids"]) * max(len(s) for s in b["ids"]) for b in batches)
+    return {
+        "engine": "pytorch",
+        "workload": workload,
+        "batching": "random",
+        "items": items,
+        "seconds": seconds,
+        "items_per_s": items / seconds,
+        "real_tokens": real,
+        "padded_tokens": padded,
+        "gflop": gflop,
+        "gflop_per_s": gflop / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+
+
+def infer(spec):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(spec["backbone"]).eval()
+    pad_id = model.config.pad_token_id or 0
+    batches = spec["batches"]
+    warm = spec["warmup_batches"]
+
+    def run(b):
+        tok, mask = pad(b["ids"], pad_id)
+        hidden = model(input_ids=tok, attention_mask=mask).last_hidden_state
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+    with torch.inference_mode():
+        for b in batches[:warm]:
+            run(b)
+        start = time.perf_counter()
+        for b in batches[warm:]:
+            run(b)
+        seconds = time.perf_counter() - start
+    timed = batches[warm:]
+    gflop = sum(flops(model.config, len(b["ids"]), max(len(s) for s in b["ids"]), False, "inference", None) for b in timed) / 1e9
+    return result("infer", timed, seconds, gflop)
+
+
+def train(spec):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(0)
+    p = spec["params"]
+    model = AutoModelForSequenceClassification.from_pretrained(spec["backbone"], num_labels=2)
+    adapters = None
+    if spec["method"] == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = p["lora"]
+        pattern = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS[t] for t in lora["targets"] if t in TARGETS) + ")"
+        cfg = LoraConfig(task_type="SEQ_CLS", r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=pattern)
+        model = get_peft_model(model, cfg)
+        dims = [(m.in_features, m.out_features) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "in_features") and "encoder.layer" in n]
+        adapters = {"rank": lora["rank"], "dims": dims}
+    model.train()
+    named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
+    decay = [q for n, q in named if not n.endswith("bias") and "LayerNorm" not in n]
+    plain = [q for n, q in named if n.endswith("bias") or "LayerNorm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": p["weight_decay"]}, {"params": plain, "weight_decay": 0.0}], lr=p["lr"], betas=(0.9, 0.999), eps=1e-8)
+    pad_id = model.config.pad_token_id or 0
+    batches = spec["batches"]
+    warm = spec["warmup_batches"]
+
+    def step(b):
+        tok, mask = pad(b["ids"], pad_id)
+        labels = torch.tensor(b["labels"], dtype=torch.long)
+        loss = model(input_ids=tok, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([q for _, q in named], p["max_grad_norm"])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    for b in batches[:warm]:
+        step(b)
+    start = time.perf_counter()
+    for b in batches[warm:]:
+        step(b)
+    seconds = time.perf_counter() - start
+    timed = batches[warm:]
+    pass_ = "full" if spec["method"] == "finetune" else "frozen"
+    cfg = model.config
+    gflop = sum(flops(cfg, len(b["ids"]), max(len(s) for s in b["ids"]), True, pass_, adapters) for b in timed) / 1e9
+    return result(spec["method"], timed, seconds, gflop)
+
+
+def matmul():
+    rates = []
+    for m, k, n in [(1024, 1024, 1024), (2048, 384, 1536), (2048, 1536, 384)]:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 2.0:
+            a @ b
+            reps += 1
+        rates.append({"shape": [m, k, n], "gflop_per_s": 2.0 * m * k * n * reps / (time.perf_counter() - start) / 1e9})
+    return {"engine": "pytorch", "workload": "matmul", "peak_gflop_per_s": max(r["gflop_per_s"] for r in rates), "rates": rates, "threads": torch.get_num_threads()}
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    if sys.argv[1] == "--matmul":
+        print(json.dumps(matmul()))
+        return
+    with open(sys.argv[1], encoding="utf-8") as f:
+        spec = json.load(f)
+    out = infer(spec) if spec["workload"] == "infer" else train(spec)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

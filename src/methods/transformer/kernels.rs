@@ -1,0 +1,523 @@
+//! Fused CPU kernels with their backward passes, as candle custom ops: layer norm, the attention softmax
+//! (scale + padding mask + softmax in one pass) and GELU. Composed of candle ops, each of these is 5–9
+//! element-wise passes forward and more backward, each allocating a tensor; fused, it is one pass over
+//! rows, split across threads. Each backward is checked against finite differences in the tests below,
+//! and the forward against the composed ops in `ops`.
+//!
+//! Only CPU f32 tensors take these paths; `ops` falls back to the composed ops on other devices.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Rows handed to one thread at a time: enough work to amortise the hand-off.
+const ROWS_PER_TASK: usize = 16;
+
+/// The f32 slice of a contiguous CPU layout.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{what}: expected a contiguous tensor"),
+    }
+}
+
+/// Runs `f` on a tensor's contiguous f32 data (CPU only).
+fn with_data<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(s) => Ok(f(slice(s, layout, what)?)),
+        _ => candle_core::bail!("{what}: CPU tensors only"),
+    }
+}
+
+fn tensor(data: Vec<f32>, shape: &Shape, like: &Tensor) -> Result<Tensor> {
+    Tensor::from_vec(data, shape.clone(), like.device())
+}
+
+/// Whether a tensor can take the fused path.
+pub fn fusable(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == candle_core::DType::F32
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Layer norm over the last dimension.
+
+struct LayerNorm {
+    eps: f32,
+}
+
+/// Mean and 1/sqrt(var + eps) of one row (two passes: the one-pass formula loses digits when the mean
+/// is large against the spread).
+fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(xs, xl, "layer norm input")?, slice(ws, wl, "layer norm weight")?, slice(bs, bl, "layer norm bias")?);
+        let n = w.len();
+        if b.len() != n || xl.dims().last() != Some(&n) {
+            candle_core::bail!("layer norm: input {:?}, weight {n}, bias {}", xl.dims(), b.len());
+        }
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(n * ROWS_PER_TASK).zip(x.par_chunks(n * ROWS_PER_TASK)).for_each(|(ys, xs)| {
+            for (yr, xr) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+                let (mean, rstd) = moments(xr, self.eps);
+                for i in 0..n {
+                    yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = w.elem_count();
+        let (dx, dw, db) = with_data(x, "layer norm input", |x| {
+            with_data(w, "layer norm weight", |w| {
+                with_data(dy, "layer norm gradient", |dy| {
+                    let mut dx = vec![0f32; x.len()];
+                    // Per task: dx rows, and partial sums of dw and db, added up afterwards.
+                    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+                        .par_chunks_mut(n * ROWS_PER_TASK)
+                        .zip(x.par_chunks(n * ROWS_PER_TASK).zip(dy.par_chunks(n * ROWS_PER_TASK)))
+                        .map(|(dxs, (xs, dys))| {
+                            let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+                            for ((dxr, xr), dyr) in dxs.chunks_mut(n).zip(xs.chunks(n)).zip(dys.chunks(n)) {
+                                let (mean, rstd) = moments(xr, self.eps);
+                                // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)), g = dy · w.
+                                let (mut g_mean, mut gx_mean) = (0f32, 0f32);
+                                for i in 0..n {
+                                    let xhat = (xr[i] - mean) * rstd;
+                                    let g = dyr[i] * w[i];
+                                    g_mean += g;
+                                    gx_mean += g * xhat;
+                                    dw[i] += dyr[i] * xhat;
+                                    db[i] += dyr[i];
+                                }
+                                g_mean /= n as f32;
+                                gx_mean /= n as f32;
+                                for i in 0..n {
+                                    let xhat = (xr[i] - mean) * rstd;
+                                    dxr[i] = rstd * (dyr[i] * w[i] - g_mean - xhat * gx_mean);
+                                }
+                            }
+                            (dw, db)
+                        })
+                        .collect();
+                    let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+                    for (pw, pb) in partial {
+                        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+                        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+                    }
+                    (dx, dw, db)
+                })
+            })
+        })???;
+        Ok((Some(tensor(dx, x.shape(), x)?), Some(tensor(dw, w.shape(), w)?), Some(tensor(db, w.shape(), w)?)))
+    }
+}
+
+/// (x − mean) / sqrt(var + eps) · weight + bias over the last dimension.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LayerNorm { eps: eps as f32 })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Attention softmax: softmax(scores · scale + mask_bias) over the last dimension.
+
+struct AttentionSoftmax {
+    scale: f32,
+}
+
+impl CustomOp2 for AttentionSoftmax {
+    fn name(&self) -> &'static str {
+        "fused-attention-softmax"
+    }
+
+    /// scores [b, h, q, k]; bias [b, k] (0 where attended, very negative at padding).
+    fn cpu_fwd(&self, ss: &CpuStorage, sl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (s, bias) = (slice(ss, sl, "attention scores")?, slice(bs, bl, "attention bias")?);
+        let (b, h, q, k) = sl.shape().dims4()?;
+        if bl.dims() != [b, k] {
+            candle_core::bail!("attention softmax: scores {:?}, bias {:?}", sl.dims(), bl.dims());
+        }
+        let mut y = vec![0f32; s.len()];
+        // One task per (batch, head): q rows of k, all sharing the batch element's mask.
+        y.par_chunks_mut(q * k).zip(s.par_chunks(q * k)).enumerate().for_each(|(bh, (ys, xs))| {
+            let mask = &bias[(bh / h) * k..(bh / h + 1) * k];
+            for (yr, xr) in ys.chunks_mut(k).zip(xs.chunks(k)) {
+                let mut max = f32::NEG_INFINITY;
+                for j in 0..k {
+                    yr[j] = xr[j] * self.scale + mask[j];
+                    max = max.max(yr[j]);
+                }
+                let mut sum = 0f32;
+                for v in yr.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                let inv = 1.0 / sum;
+                yr.iter_mut().for_each(|v| *v *= inv);
+            }
+        });
+        Ok((CpuStorage::F32(y), sl.shape().clone()))
+    }
+
+    fn bwd(&self, scores: &Tensor, _bias: &Tensor, res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let k = scores.dim(candle_core::D::Minus1)?;
+        let scale = self.scale;
+        let dx = with_data(res, "attention probabilities", |y| {
+            with_data(dy, "attention gradient", |dy| {
+                let mut dx = vec![0f32; y.len()];
+                // dx = scale · y · (dy − Σ dy·y), row by row.
+                dx.par_chunks_mut(k * ROWS_PER_TASK).zip(y.par_chunks(k * ROWS_PER_TASK).zip(dy.par_chunks(k * ROWS_PER_TASK))).for_each(|(dxs, (ys, dys))| {
+                    for ((dxr, yr), dyr) in dxs.chunks_mut(k).zip(ys.chunks(k)).zip(dys.chunks(k)) {
+                        let dot: f32 = yr.iter().zip(dyr).map(|(a, b)| a * b).sum();
+                        for j in 0..k {
+                            dxr[j] = scale * yr[j] * (dyr[j] - dot);
+                        }
+                    }
+                });
+                dx
+            })
+        })??;
+        Ok((Some(tensor(dx, scores.shape(), scores)?), None))
+    }
+}
+
+/// softmax(scores · scale + bias) over the last dimension; scores [b, h, q, k], bias [b, k]. The bias
+/// (the padding mask) gets no gradient.
+pub fn attention_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
+    scores.contiguous()?.apply_op2(&bias.contiguous()?.detach(), AttentionSoftmax { scale: scale as f32 })
+}
+
+// ---------------------------------------------------------------------------------------------------
+// GELU, the exact (erf) form.
+
+struct Gelu;
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1 / sqrt(2π)
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// erf through Numerical Recipes' Chebyshev-fitted erfc (fractional error below 1.2e-7 everywhere):
+/// one exp and a polynomial, no table and no branch but the sign, so the loop around it vectorises,
+/// where libm's erff is a branchy scalar call (FINDINGS measured 14% of inference in it).
+#[inline]
+fn erf(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96 + t * (0.096_784_18 + t * (-0.186_288_06 + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
+}
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "fused-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l, "gelu input")?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(ys, xs)| {
+            for (y, &x) in ys.iter_mut().zip(xs) {
+                *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+            }
+        });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        // d/dx x·Φ(x) = Φ(x) + x·φ(x).
+        let dx = with_data(arg, "gelu input", |x| {
+            with_data(dy, "gelu gradient", |dy| {
+                let mut dx = vec![0f32; x.len()];
+                dx.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(dy.par_chunks(4096))).for_each(|(dxs, (xs, dys))| {
+                    for ((d, &x), &g) in dxs.iter_mut().zip(xs).zip(dys) {
+                        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+                        let pdf = FRAC_1_SQRT_2PI * (-0.5 * x * x).exp();
+                        *d = g * (cdf + x * pdf);
+                    }
+                });
+                dx
+            })
+        })??;
+        Ok(Some(tensor(dx, arg.shape(), arg)?))
+    }
+}
+
+/// x · Φ(x), Φ the standard normal CDF (BERT's "gelu").
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Gelu)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A linear layer whose weight and bias are frozen: y = x·Wᵀ + b.
+
+/// candle differentiates a matrix product with respect to both operands, so backward through a frozen
+/// layer (LoRA, where every base weight is frozen but the input needs its gradient) computed and summed
+/// a weight gradient nobody uses: a third of the backward products and a weight-sized buffer per layer.
+/// This op's backward returns the input gradient only. The bias is folded into the product's output.
+struct FrozenLinear;
+
+impl CustomOp3 for FrozenLinear {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(xs, xl, "linear input")?, slice(ws, wl, "linear weight")?, slice(bs, bl, "linear bias")?);
+        let (rows, inp) = xl.shape().dims2()?;
+        let (out, w_inp) = wl.shape().dims2()?;
+        if w_inp != inp || b.len() != out {
+            candle_core::bail!("frozen linear: input {:?}, weight {:?}, bias {}", xl.dims(), wl.dims(), b.len());
+        }
+        let mut y = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            y.extend_from_slice(b);
+        }
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        // SAFETY: y is rows × out (row-major, row stride out); x is rows × inp (row stride inp); Wᵀ is
+        // read from W [out, inp] as an inp × out matrix (row stride 1, column stride inp). All three
+        // buffers have exactly these sizes, checked above. dst := 1·dst + 1·x·Wᵀ (dst holds the bias).
+        unsafe {
+            gemm::gemm(
+                rows,
+                out,
+                inp,
+                y.as_mut_ptr(),
+                1,
+                out as isize,
+                true,
+                x.as_ptr(),
+                1,
+                inp as isize,
+                w.as_ptr(),
+                inp as isize,
+                1,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
+    }
+
+    fn bwd(&self, _x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(dy.matmul(w)?), None, None))
+    }
+}
+
+/// x·Wᵀ + b for x [rows, in], W [out, in], b [out] that are not trained: no weight gradient.
+pub fn frozen_linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, FrozenLinear)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Dropout with a counter-based mask.
+
+/// MurmurHash3's 32-bit finaliser: a bijective mix with full avalanche. 32-bit multiplies vectorise
+/// (eight lanes on AVX2), where a 64-bit mix per element made dropout 15% of a LoRA step.
+#[inline]
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// Mask value of element `i`: 0 with probability `p` (to 2⁻³²), else 1 / (1 − p). Two rounds keyed by
+/// the two halves of the 64-bit key, so masks of different keys are unrelated.
+#[inline]
+fn keep(key: u64, i: usize, threshold: u32, scale: f32) -> f32 {
+    let h = fmix32(fmix32(i as u32 ^ key as u32) ^ (key >> 32) as u32);
+    if h < threshold {
+        0.0
+    } else {
+        scale
+    }
+}
+
+fn threshold(p: f64) -> u32 {
+    (p * 4_294_967_296.0).min(u32::MAX as f64) as u32
+}
+
+/// The mask `dropout` applies, for devices without the fused path.
+pub fn dropout_mask(n: usize, p: f64, key: u64) -> Vec<f32> {
+    let (t, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
+    (0..n).into_par_iter().with_min_len(4096).map(|i| keep(key, i, t, scale)).collect()
+}
+
+struct Dropout {
+    p: f64,
+    key: u64,
+}
+
+impl Dropout {
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let (t, scale, key) = (threshold(self.p), (1.0 / (1.0 - self.p)) as f32, self.key);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).enumerate().for_each(|(c, (ys, xs))| {
+            for (j, (y, &x)) in ys.iter_mut().zip(xs).enumerate() {
+                *y = x * keep(key, c * 4096 + j, t, scale);
+            }
+        });
+        y
+    }
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "fused-dropout"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((CpuStorage::F32(self.apply(slice(s, l, "dropout input")?)), l.shape().clone()))
+    }
+
+    /// The mask is recomputed from the key rather than stored: the gradient is dy · mask.
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let dx = with_data(dy, "dropout gradient", |dy| self.apply(dy))?;
+        Ok(Some(tensor(dx, arg.shape(), arg)?))
+    }
+}
+
+/// x · mask, the mask drawn from `key` (see `ops::dropout`).
+pub fn dropout(x: &Tensor, p: f64, key: u64) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Dropout { p, key })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// Central finite differences of `f` (summed against a fixed random projection, so every output
+    /// element matters) with respect to each of `inputs`, compared with the op's backward.
+    fn check_gradients(inputs: &[Var], f: impl Fn(&[Tensor]) -> Tensor, tol: f32) {
+        let dev = Device::Cpu;
+        let out = f(&inputs.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>());
+        let proj = Tensor::randn(0f32, 1.0, out.shape(), &dev).unwrap();
+        let objective = |ts: &[Tensor]| -> f64 { (f(ts) * &proj).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64 };
+        let loss = (out * &proj).unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        for (which, v) in inputs.iter().enumerate() {
+            let analytic = grads.get(v.as_tensor()).expect("a gradient").flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let base = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            // A sample of the coordinates keeps the test fast; f64 objective, f32 op: h = 1e-2.
+            for i in (0..base.len()).step_by((base.len() / 40).max(1)) {
+                let h = 1e-2f32;
+                let at = |delta: f32| -> f64 {
+                    let mut moved = base.clone();
+                    moved[i] += delta;
+                    let ts: Vec<Tensor> = inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(j, u)| if j == which { Tensor::from_vec(moved.clone(), u.shape(), &dev).unwrap() } else { u.as_tensor().clone() })
+                        .collect();
+                    objective(&ts)
+                };
+                let numeric = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
+                let err = (numeric - analytic[i]).abs() / (1.0 + numeric.abs());
+                assert!(err < tol, "input {which}, element {i}: finite difference {numeric}, backward {}", analytic[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_composed_and_its_backward_matches_finite_differences() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 2.0, (3, 7, 24), &dev).unwrap() + 1.5).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.3, 24, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.3, 24, &dev).unwrap()).unwrap();
+        let fused = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        let composed = super::super::ops::layer_norm_composed(x.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        assert!(max_diff(&fused, &composed) < 1e-5);
+        check_gradients(&[x, w, b], |t| layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(), 2e-2);
+    }
+
+    #[test]
+    fn attention_softmax_matches_composed_and_its_backward_matches_finite_differences() {
+        let dev = Device::Cpu;
+        let scores = Var::from_tensor(&Tensor::randn(0f32, 3.0, (2, 3, 5, 5), &dev).unwrap()).unwrap();
+        let mask = Tensor::from_vec(vec![1u32, 1, 1, 1, 1, 1, 1, 1, 0, 0], (2, 5), &dev).unwrap();
+        let bias = super::super::ops::attention_bias(&mask).unwrap();
+        let fused = attention_softmax(scores.as_tensor(), &bias.reshape((2, 5)).unwrap(), 0.25).unwrap();
+        let composed = super::super::ops::softmax_composed(&(scores.as_tensor() * 0.25).unwrap().broadcast_add(&bias).unwrap()).unwrap();
+        assert!(max_diff(&fused, &composed) < 1e-6);
+        // Padding gets no weight at all.
+        let padded = fused.narrow(0, 1, 1).unwrap().narrow(3, 3, 2).unwrap();
+        assert_eq!(padded.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        let b2 = bias.reshape((2, 5)).unwrap();
+        check_gradients(&[scores], |t| attention_softmax(&t[0], &b2, 0.25).unwrap(), 2e-2);
+    }
+
+    #[test]
+    fn gelu_matches_exact_erf_and_its_backward_matches_finite_differences() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 3.0, (4, 50), &dev).unwrap()).unwrap();
+        let exact = x.as_tensor().gelu_erf().unwrap();
+        assert!(max_diff(&gelu_erf(x.as_tensor()).unwrap(), &exact) < 1e-6);
+        for v in [-6.0f32, -2.5, -1.0, -0.3, 0.0, 0.2, 1.0, 3.0, 8.0] {
+            let e = libm_erf(v);
+            assert!((erf(v) - e).abs() < 5e-7, "erf({v}) = {} against {e}", erf(v));
+        }
+        check_gradients(&[x], |t| gelu_erf(&t[0]).unwrap(), 2e-2);
+    }
+
+    #[test]
+    fn dropout_mask_is_the_same_fused_or_not_and_its_gradient_is_the_mask() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5000), &dev).unwrap()).unwrap();
+        let y = dropout(x.as_tensor(), 0.1, 42).unwrap();
+        let mask = Tensor::from_vec(dropout_mask(15000, 0.1, 42), (3, 5000), &dev).unwrap();
+        assert_eq!(max_diff(&y, &(x.as_tensor() * &mask).unwrap()), 0.0);
+        let dropped = mask.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().filter(|&&m| m == 0.0).count();
+        assert!((1300..1700).contains(&dropped), "{dropped} of 15000 dropped at p = 0.1");
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        assert_eq!(max_diff(grads.get(x.as_tensor()).unwrap(), &mask), 0.0);
+        assert!(max_diff(&dropout(x.as_tensor(), 0.1, 43).unwrap(), &y) > 0.0, "another key, another mask");
+    }
+
+    #[test]
+    fn frozen_linear_matches_matmul_and_passes_the_input_gradient_only() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (37, 24), &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (19, 24), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 19, &dev).unwrap();
+        let fused = frozen_linear(x.as_tensor(), &w, &b).unwrap();
+        let reference = x.as_tensor().matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        assert!(max_diff(&fused, &reference) < 1e-4);
+        check_gradients(&[x], |t| frozen_linear(&t[0], &w, &b).unwrap(), 2e-2);
+    }
+
+    /// erf in f64 through candle's own (libm) implementation, as the reference.
+    fn libm_erf(v: f32) -> f32 {
+        Tensor::new(&[v as f64], &Device::Cpu).unwrap().erf().unwrap().to_vec1::<f64>().unwrap()[0] as f32
+    }
+}

@@ -1,0 +1,221 @@
+//! `bench perf`: the transformer engine's throughput on a spec's data, measured so that benches/perf.sh
+//! can put it next to PyTorch's. Training and inference run on the same batches PyTorch gets (written to
+//! a file its side reads: engine against engine) or on textbench's own length bucketing (best practice
+//! against best practice). Each measurement also reports the FLOPs it did and the process's peak memory.
+
+pub mod flops;
+pub mod matmul;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::error::{MethodError, ModelError};
+use crate::methods::transformer::backbone::{locate, Backbone};
+use crate::methods::transformer::embed::length_order;
+use crate::methods::transformer::encoder::{pool, Mode, Pooling};
+use crate::methods::transformer::params::TrainParams;
+use crate::methods::transformer::train::{build, make_batches, Trainer};
+use flops::{ForwardFlops, Pass};
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Batching {
+    /// Training: shuffled examples cut into batches, each padded to its longest (what PyTorch's
+    /// DataLoader with DataCollatorWithPadding does). Inference: the texts in data order. These are
+    /// the batches written for the PyTorch side.
+    Random,
+    /// textbench's default: batches of similar lengths.
+    Bucketed,
+}
+
+/// One batch as both engines receive it: token ids (unpadded) and labels.
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch {
+    pub ids: Vec<Vec<u32>>,
+    pub labels: Vec<u8>,
+}
+
+/// What the PyTorch side needs to run the same workload on the same batches.
+#[derive(Debug, Serialize)]
+pub struct BatchFile {
+    pub workload: &'static str,
+    /// The backbone folder (absolute), loaded by transformers from the same files.
+    pub backbone: PathBuf,
+    /// `finetune` or `lora` for training; absent for inference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<TrainParams>,
+    /// The first this many batches are run untimed (allocation, caches, thread pools).
+    pub warmup_batches: usize,
+    pub batches: Vec<Batch>,
+}
+
+/// One measured workload, printed as a JSON line.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    pub engine: &'static str,
+    pub workload: String,
+    pub batching: Batching,
+    /// Sentences (inference) or training samples in the timed batches.
+    pub items: usize,
+    pub seconds: f64,
+    pub items_per_s: f64,
+    pub real_tokens: usize,
+    pub padded_tokens: usize,
+    /// Matrix-product FLOPs of the timed batches (padded), and the rate achieved.
+    pub gflop: f64,
+    pub gflop_per_s: f64,
+    /// Peak resident memory of the whole process, loading included.
+    pub peak_rss_mb: f64,
+    pub threads: usize,
+}
+
+/// The examples a workload draws its batches from.
+pub struct Texts<'a> {
+    pub texts: &'a [String],
+    pub labels: &'a [bool],
+}
+
+fn counts(batches: &[Batch]) -> (usize, usize, usize) {
+    let items = batches.iter().map(|b| b.ids.len()).sum();
+    let real = batches.iter().flat_map(|b| &b.ids).map(Vec::len).sum();
+    let padded = batches.iter().map(|b| b.ids.len() * b.ids.iter().map(Vec::len).max().unwrap_or(0)).sum();
+    (items, real, padded)
+}
+
+fn measurement(workload: String, batching: Batching, timed: &[Batch], seconds: f64, gflop: f64) -> Measurement {
+    let (items, real_tokens, padded_tokens) = counts(timed);
+    Measurement {
+        engine: "textbench",
+        workload,
+        batching,
+        items,
+        seconds,
+        items_per_s: items as f64 / seconds,
+        real_tokens,
+        padded_tokens,
+        gflop,
+        gflop_per_s: gflop / seconds,
+        peak_rss_mb: crate::environment::peak_memory_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
+        threads: candle_core::utils::get_num_threads(),
+    }
+}
+
+fn slice(ids: &[Vec<u32>], labels: &[bool], order: &[usize]) -> Batch {
+    Batch { ids: order.iter().map(|&i| ids[i].clone()).collect(), labels: order.iter().map(|&i| labels[i] as u8).collect() }
+}
+
+fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<(Tensor, Tensor, Tensor), ModelError> {
+    let seqs: Vec<&[u32]> = batch.ids.iter().map(Vec::as_slice).collect();
+    let (tok, mask) = backbone.batch(&seqs, device)?;
+    let labels = Tensor::from_vec(batch.labels.iter().map(|&l| u32::from(l)).collect::<Vec<_>>(), batch.labels.len(), device)?;
+    Ok((tok, mask, labels))
+}
+
+/// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`.
+pub fn inference(
+    backbone_name: &str,
+    models_dir: &std::path::Path,
+    max_length: usize,
+    data: &Texts<'_>,
+    batch_size: usize,
+    count: Option<usize>,
+    batching: Batching,
+) -> Result<(Measurement, BatchFile), MethodError> {
+    let device = Device::Cpu;
+    let dir = locate(backbone_name, models_dir)?;
+    let (backbone, _) = Backbone::load(&dir, max_length, false, &device)?;
+    let n = count.unwrap_or(data.texts.len()).min(data.texts.len());
+    let ids = backbone.tokenize(&data.texts[..n])?;
+    let order: Vec<usize> = match batching {
+        Batching::Random => (0..n).collect(),
+        Batching::Bucketed => length_order(&ids),
+    };
+    let batches: Vec<Batch> = order.chunks(batch_size).map(|c| slice(&ids, data.labels, c)).collect();
+    let warmup = 1.min(batches.len());
+    let run = |b: &Batch| -> Result<(), ModelError> {
+        let (tok, mask, _) = tensors(&backbone, b, &device)?;
+        let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval())?;
+        pool(&hidden, &mask, Pooling::Mean)?.to_vec2::<f32>()?;
+        Ok(())
+    };
+    batches[..warmup].iter().try_for_each(run)?;
+    let started = Instant::now();
+    batches[warmup..].iter().try_for_each(run)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let cfg = &backbone.encoder.config;
+    let gflop = batches[warmup..].iter().map(|b| ForwardFlops::of(cfg, b.ids.len(), b.ids.iter().map(Vec::len).max().unwrap_or(0), false, None).step(Pass::Inference)).sum::<f64>() / 1e9;
+    let m = measurement("infer".into(), batching, &batches[warmup..], seconds, gflop);
+    let file = BatchFile { workload: "infer", backbone: absolute(&dir), method: None, params: None, warmup_batches: warmup, batches };
+    Ok((m, file))
+}
+
+/// Training: `warmup + steps` AdamW steps of the spec's method (`finetune` or `lora`) at its peak
+/// learning rate, on batches drawn from the training split under `seed`.
+#[allow(clippy::too_many_arguments)]
+pub fn training(
+    kind: &str,
+    p: &TrainParams,
+    models_dir: &std::path::Path,
+    data: &Texts<'_>,
+    seed: u64,
+    warmup: usize,
+    steps: usize,
+    batching: Batching,
+) -> Result<(Measurement, BatchFile), MethodError> {
+    let device = Device::Cpu;
+    let model = build(kind, p, models_dir, seed, &device)?;
+    let ids = model.backbone.tokenize(data.texts)?;
+    let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(1);
+    let mut order = make_batches(&lengths, p.batch_size, batching == Batching::Bucketed, &mut rng);
+    // A partial last batch would be an odd one out in a timing: drop it.
+    order.retain(|b| b.len() == p.batch_size);
+    if order.len() < warmup + steps {
+        return Err(MethodError::Unfit(format!("{} full batches of {} in the training split, {} asked for", order.len(), p.batch_size, warmup + steps)));
+    }
+    let batches: Vec<Batch> = order[..warmup + steps].iter().map(|c| slice(&ids, data.labels, c)).collect();
+    let cfg = model.backbone.encoder.config.clone();
+    let adapter_dims: Vec<(usize, usize)> = model
+        .backbone
+        .encoder
+        .layers
+        .iter()
+        .flat_map(|l| [&l.query, &l.key, &l.value, &l.attention_output, &l.intermediate, &l.output])
+        .filter(|lin| lin.lora.is_some())
+        .map(|lin| lin.weight.dims2().map(|(out, inp)| (inp, out)).unwrap_or((0, 0)))
+        .collect();
+    let rank = p.lora.as_ref().map_or(0, |l| l.rank);
+    let pass = if kind == "finetune" { Pass::FullTraining } else { Pass::FrozenTraining };
+    let mut trainer = Trainer::new(model, p, seed)?;
+    let mut step = |b: &Batch| -> Result<(), MethodError> {
+        let (tok, mask, labels) = tensors(&trainer.model.backbone, b, &device)?;
+        let loss = trainer.step(&tok, &mask, &labels, p.lr).map_err(ModelError::from)?;
+        if !loss.is_finite() {
+            return Err(MethodError::Numerical(format!("training loss became {loss}")));
+        }
+        Ok(())
+    };
+    batches[..warmup].iter().try_for_each(&mut step)?;
+    let started = Instant::now();
+    batches[warmup..].iter().try_for_each(&mut step)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let adapters = (!adapter_dims.is_empty()).then_some((rank, adapter_dims.as_slice()));
+    let gflop = batches[warmup..].iter().map(|b| ForwardFlops::of(&cfg, b.ids.len(), b.ids.iter().map(Vec::len).max().unwrap_or(0), true, adapters).step(pass)).sum::<f64>() / 1e9;
+    let m = measurement(kind.to_string(), batching, &batches[warmup..], seconds, gflop);
+    let dir = absolute(&trainer.model.backbone.dir);
+    let file = BatchFile { workload: "train", backbone: dir, method: Some(kind.to_string()), params: Some(p.clone()), warmup_batches: warmup, batches };
+    Ok((m, file))
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
