@@ -20,6 +20,14 @@ impl Mode<'_> {
         Mode { train: None }
     }
 
+    /// Dropout with probability `p` for a fused op: (p, a mask key drawn from the run's generator), or
+    /// None in evaluation or when p is 0. Draws exactly when `dropout` would, so both paths consume
+    /// the generator alike.
+    pub fn dropout_key(&mut self, p: f64) -> Option<(f64, u64)> {
+        use rand::Rng;
+        self.train.as_deref_mut().filter(|_| p > 0.0).map(|rng| (p, rng.gen::<u64>()))
+    }
+
     pub fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
         match self.train.as_deref_mut() {
             Some(rng) => ops::dropout(x, p, rng),
@@ -105,18 +113,23 @@ impl Linear {
         let inp = dims.pop().unwrap_or(0);
         let rows: usize = dims.iter().product();
         let x2 = x.reshape((rows, inp))?;
-        let frozen = !self.weight.is_variable() && !self.bias.is_variable();
-        let y = if frozen && super::kernels::fusable(&x2) {
-            super::kernels::frozen_linear(&x2, &self.weight, &self.bias)?
-        } else {
-            x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?
-        };
+        let fused = !self.weight.is_variable() && !self.bias.is_variable() && super::kernels::fusable(&x2);
         let y = match &self.lora {
-            None => y,
-            Some(l) => {
-                let x2 = mode.dropout(&x2, l.dropout)?;
-                let update = x2.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
-                (y + (update * l.scale)?)?
+            Some(l) if fused => {
+                let dropout = mode.dropout_key(l.dropout);
+                super::fused_lora::lora_linear(&x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?
+            }
+            None if fused => super::kernels::frozen_linear(&x2, &self.weight, &self.bias)?,
+            lora => {
+                let y = x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+                match lora {
+                    None => y,
+                    Some(l) => {
+                        let x2 = mode.dropout(&x2, l.dropout)?;
+                        let update = x2.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
+                        (y + (update * l.scale)?)?
+                    }
+                }
             }
         };
         dims.push(y.dim(1)?);
@@ -255,13 +268,18 @@ impl Layer {
     fn forward(&self, x: &Tensor, bias: &Tensor, cfg: &BertConfig, mode: &mut Mode<'_>) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let (heads, dh) = (cfg.num_attention_heads, cfg.head_dim());
-        let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
-        let q = split(self.query.forward(x, mode)?)?;
-        let k = split(self.key.forward(x, mode)?)?;
-        let v = split(self.value.forward(x, mode)?)?;
-        let scores = q.matmul(&k.t()?.contiguous()?)?;
-        let probs = mode.dropout(&ops::attention_softmax(&scores, bias, 1.0 / (dh as f64).sqrt())?, cfg.attention_probs_dropout_prob)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?;
+        let (q, k, v) = (self.query.forward(x, mode)?, self.key.forward(x, mode)?, self.value.forward(x, mode)?);
+        let scale = 1.0 / (dh as f64).sqrt();
+        let context = if super::kernels::fusable(&q) {
+            let dropout = mode.dropout_key(cfg.attention_probs_dropout_prob);
+            super::fused_attention::attention(&q, &k, &v, &bias.reshape((b, t))?, heads, scale, dropout)?
+        } else {
+            let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
+            let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+            let scores = q.matmul(&k.t()?.contiguous()?)?;
+            let probs = mode.dropout(&ops::attention_softmax(&scores, bias, scale)?, cfg.attention_probs_dropout_prob)?;
+            probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?
+        };
         let attended = self.attention_output.forward(&context, mode)?;
         let attended = mode.dropout(&attended, cfg.hidden_dropout_prob)?;
         let x = self.attention_norm.forward(&(attended + x)?)?;

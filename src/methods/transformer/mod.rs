@@ -8,6 +8,8 @@ pub mod config;
 pub mod embed;
 pub mod encoder;
 pub mod frozen;
+pub mod fused_attention;
+pub mod fused_lora;
 pub mod hub;
 pub mod kernels;
 pub mod ops;

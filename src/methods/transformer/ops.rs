@@ -28,13 +28,9 @@ pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64)
 
 /// Attention weights: softmax(scores · scale + bias) over the last dimension, with scores
 /// [batch, heads, q, k] and the padding bias of `attention_bias` [batch, 1, 1, k].
+/// (On CPU the encoder uses `fused_attention` instead.)
 pub fn attention_softmax(scores: &Tensor, bias: &Tensor, scale: f64) -> Result<Tensor> {
-    if kernels::fusable(scores) {
-        let (b, _, _, k) = bias.dims4()?;
-        kernels::attention_softmax(scores, &bias.reshape((b, k))?, scale)
-    } else {
-        softmax_composed(&(scores * scale)?.broadcast_add(bias)?)
-    }
+    softmax_composed(&(scores * scale)?.broadcast_add(bias)?)
 }
 
 /// Softmax over the last dimension from candle ops. The max is subtracted for stability and detached:

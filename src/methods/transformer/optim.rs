@@ -13,6 +13,8 @@ use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rayon::prelude::*;
 
+use super::kernels::simd;
+
 const CHUNK: usize = 16 * 1024;
 
 pub struct Settings {
@@ -172,7 +174,7 @@ impl InplaceOp2 for AdamStep<'_> {
             candle_core::bail!("fused AdamW: {} weights, {} gradients, {} moments", w.len(), g.len(), m.len());
         }
         let (lr, decay, beta1, beta2, eps, correct1, correct2, clip) = (self.lr, self.decay, self.beta1, self.beta2, self.eps, self.correct1, self.correct2, self.clip);
-        w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(|((w, g), (m, v))| {
+        w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(|((w, g), (m, v))| simd(|| {
             for i in 0..w.len() {
                 let gi = g[i] * clip;
                 m[i] = m[i] * beta1 + gi * (1.0 - beta1);
@@ -180,7 +182,7 @@ impl InplaceOp2 for AdamStep<'_> {
                 let update = (m[i] * correct1) / ((v[i] * correct2).sqrt() + eps);
                 w[i] = w[i] * decay - update * lr;
             }
-        });
+        }));
         Ok(())
     }
 }

@@ -1,0 +1,247 @@
+//! Multi-head self-attention as one CPU op with its backward pass: softmax(Q·Kᵀ·scale + mask)·V per
+//! (batch element, head), with dropout on the attention weights.
+//!
+//! Composed of candle ops, attention splits Q, K and V into heads (three transposed copies and a
+//! fourth for Kᵀ), runs 2 × batch × heads small products each dispatched to the thread pool, and merges
+//! the heads back (another copy); backward does all of it again in reverse. Here Q, K and V stay in the
+//! [batch, seq, hidden] layout the projections produce: each head is a strided view read by gemm in
+//! place, the (batch, head) pairs are the parallel tasks, each running its small products on one
+//! thread, and the context is written straight into the [batch, seq, hidden] output the next projection
+//! reads. Backward recomputes the attention weights instead of storing them (as flash attention does).
+//!
+//! Dropout uses the same counter-based mask as `kernels::dropout` with the same element indexing
+//! ([batch, head, query, key] order), so the fused and composed paths agree exactly for one key.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::kernels::{exp, keep, product, simd, slice, tensor, threshold, with_data};
+
+pub struct Attention {
+    pub heads: usize,
+    pub scale: f32,
+    /// The additive padding bias, [batch, seq]: 0 where attended, very negative at padding.
+    pub bias: Vec<f32>,
+    /// Dropout probability and mask key, in training.
+    pub dropout: Option<(f64, u64)>,
+}
+
+/// Shapes of one call: batch, sequence, hidden, head width.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    h: usize,
+    dh: usize,
+}
+
+/// A raw pointer that may cross threads: each task writes a disjoint set of elements through it.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: tasks write disjoint elements (their own head's block), and the buffer outlives them.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Attention {
+    fn dims(&self, l: &Layout) -> Result<Dims> {
+        let (b, t, h) = l.shape().dims3()?;
+        if h % self.heads != 0 || self.bias.len() != b * t {
+            candle_core::bail!("fused attention: input {:?}, {} heads, bias of {}", l.dims(), self.heads, self.bias.len());
+        }
+        Ok(Dims { b, t, h, dh: h / self.heads })
+    }
+
+    /// The attention weights of batch element `bi`, head `hd`, into `p` [t×t]: after the softmax,
+    /// before dropout.
+    fn weights(&self, d: Dims, q: &[f32], k: &[f32], bi: usize, hd: usize, p: &mut [f32]) {
+        let base = bi * d.t * d.h + hd * d.dh;
+        // SAFETY: Q and K of this head are t × dh views (row stride h) inside q and k; p is t × t.
+        unsafe { product((d.t, d.t, d.dh), p.as_mut_ptr(), d.t, false, (q[base..].as_ptr(), d.h, 1), (k[base..].as_ptr(), 1, d.h), false) };
+        let mask = &self.bias[bi * d.t..(bi + 1) * d.t];
+        for row in p.chunks_mut(d.t) {
+            let mut max = f32::NEG_INFINITY;
+            for (v, &m) in row.iter_mut().zip(mask) {
+                *v = *v * self.scale + m;
+                max = max.max(*v);
+            }
+            let mut sum = 0f32;
+            for v in row.iter_mut() {
+                *v = exp(*v - max);
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+    }
+
+    /// The dropout mask of task `task` = bi · heads + hd, [t×t]; None without dropout.
+    fn mask(&self, d: Dims, task: usize) -> Option<Vec<f32>> {
+        self.dropout.map(|(p, key)| {
+            let (th, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
+            let offset = task * d.t * d.t;
+            (0..d.t * d.t).map(|i| keep(key, offset + i, th, scale)).collect()
+        })
+    }
+
+    /// Forward of one task: its head's context block, written into `out`.
+    fn forward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], task: usize, out: Out) {
+        let (bi, hd) = (task / self.heads, task % self.heads);
+        let mut p = vec![0f32; d.t * d.t];
+        self.weights(d, q, k, bi, hd, &mut p);
+        if let Some(mask) = self.mask(d, task) {
+            p.iter_mut().zip(&mask).for_each(|(a, m)| *a *= m);
+        }
+        let base = bi * d.t * d.h + hd * d.dh;
+        // SAFETY: this task alone writes the t × dh block of its head (row stride h) in `out`.
+        unsafe { product((d.t, d.dh, d.t), out.0.add(base), d.h, false, (p.as_ptr(), d.t, 1), (v[base..].as_ptr(), d.h, 1), false) };
+    }
+
+    /// Backward of one task: its head's blocks of dq, dk and dv from dy.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], dy: &[f32], task: usize, (oq, ok, ov): (Out, Out, Out)) {
+        let (bi, hd) = (task / self.heads, task % self.heads);
+        let base = bi * d.t * d.h + hd * d.dh;
+        let mut p = vec![0f32; d.t * d.t];
+        self.weights(d, q, k, bi, hd, &mut p);
+        let mask = self.mask(d, task);
+        let dropped: Vec<f32> = match &mask {
+            Some(m) => p.iter().zip(m).map(|(a, b)| a * b).collect(),
+            None => p.clone(),
+        };
+        let mut dp = vec![0f32; d.t * d.t];
+        // SAFETY (all products here): the views are this head's t × dh blocks (row stride h) and the
+        // task's own t × t buffers; this task alone writes its head's blocks of dq, dk and dv.
+        unsafe {
+            // dV = P'ᵀ · dO
+            product((d.t, d.dh, d.t), ov.0.add(base), d.h, false, (dropped.as_ptr(), 1, d.t), (dy[base..].as_ptr(), d.h, 1), false);
+            // dP' = dO · Vᵀ
+            product((d.t, d.t, d.dh), dp.as_mut_ptr(), d.t, false, (dy[base..].as_ptr(), d.h, 1), (v[base..].as_ptr(), 1, d.h), false);
+        }
+        if let Some(m) = &mask {
+            dp.iter_mut().zip(m).for_each(|(a, b)| *a *= b);
+        }
+        // Through the softmax: dZ = P ⊙ (dP − Σ dP ⊙ P), and dS = scale · dZ.
+        for (dr, pr) in dp.chunks_mut(d.t).zip(p.chunks(d.t)) {
+            let dot: f32 = dr.iter().zip(pr).map(|(a, b)| a * b).sum();
+            for (g, &pv) in dr.iter_mut().zip(pr) {
+                *g = self.scale * pv * (*g - dot);
+            }
+        }
+        unsafe {
+            // dQ = dS · K
+            product((d.t, d.dh, d.t), oq.0.add(base), d.h, false, (dp.as_ptr(), d.t, 1), (k[base..].as_ptr(), d.h, 1), false);
+            // dK = dSᵀ · Q
+            product((d.t, d.dh, d.t), ok.0.add(base), d.h, false, (dp.as_ptr(), 1, d.t), (q[base..].as_ptr(), d.h, 1), false);
+        }
+    }
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    /// q, k, v: [batch, seq, hidden]; the context, [batch, seq, hidden].
+    fn cpu_fwd(&self, qs: &CpuStorage, ql: &Layout, ks: &CpuStorage, kl: &Layout, vs: &CpuStorage, vl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims(ql)?;
+        if kl.dims() != ql.dims() || vl.dims() != ql.dims() {
+            candle_core::bail!("fused attention: q {:?}, k {:?}, v {:?}", ql.dims(), kl.dims(), vl.dims());
+        }
+        let (q, k, v) = (slice(qs, ql, "query")?, slice(ks, kl, "key")?, slice(vs, vl, "value")?);
+        let mut out = vec![0f32; q.len()];
+        let dst = Out(out.as_mut_ptr());
+        (0..d.b * self.heads).into_par_iter().for_each(|task| simd(|| self.forward_task(d, q, k, v, task, dst)));
+        Ok((CpuStorage::F32(out), ql.shape().clone()))
+    }
+
+    fn bwd(&self, q: &Tensor, k: &Tensor, v: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims(q.layout())?;
+        let (dq, dk, dv) = with_data(q, "query", |q| {
+            with_data(k, "key", |k| {
+                with_data(v, "value", |v| {
+                    with_data(dy, "attention gradient", |dy| {
+                        let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
+                        let outs = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
+                        (0..d.b * self.heads).into_par_iter().for_each(|task| simd(|| self.backward_task(d, q, k, v, dy, task, outs)));
+                        (dq, dk, dv)
+                    })
+                })
+            })
+        })????;
+        Ok((Some(tensor(dq, q.shape(), q)?), Some(tensor(dk, k.shape(), k)?), Some(tensor(dv, v.shape(), v)?)))
+    }
+}
+
+/// Attention over q, k, v [batch, seq, hidden] with `heads` heads; `bias` [batch, seq] masks padding
+/// keys; `dropout` (p, key) drops attention weights in training.
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: usize, scale: f64, dropout: Option<(f64, u64)>) -> Result<Tensor> {
+    let bias = with_data(bias, "attention bias", <[f32]>::to_vec)?;
+    let op = Attention { heads, scale: scale as f32, bias, dropout: dropout.filter(|(p, _)| *p > 0.0) };
+    q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// The composed path of `encoder::Layer` (split heads, scores, softmax, dropout, merge), with the
+    /// dropout mask drawn from the same key.
+    fn composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, heads: usize, dropout: Option<(f64, u64)>) -> Tensor {
+        let (b, t, h) = q.dims3().unwrap();
+        let dh = h / heads;
+        let split = |y: &Tensor| y.reshape((b, t, heads, dh)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
+        let (q, k, v) = (split(q), split(k), split(v));
+        let scores = q.matmul(&k.t().unwrap().contiguous().unwrap()).unwrap();
+        let bias = super::super::ops::attention_bias(mask).unwrap();
+        let mut probs = super::super::ops::attention_softmax(&scores, &bias, 1.0 / (dh as f64).sqrt()).unwrap();
+        if let Some((p, key)) = dropout {
+            probs = super::super::kernels::dropout(&probs, p, key).unwrap();
+        }
+        probs.matmul(&v).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((b, t, h)).unwrap()
+    }
+
+    /// q, k, v [2, 6, 8] (2 heads of 4), the second sequence padded after 4 tokens.
+    fn inputs() -> (Var, Var, Var, Tensor) {
+        let dev = Device::Cpu;
+        let r = |shift: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, (2, 6, 8), &dev).unwrap() + shift).unwrap()).unwrap();
+        let mask = Tensor::from_vec(vec![1u32, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], (2, 6), &dev).unwrap();
+        (r(0.0), r(0.1), r(-0.1), mask)
+    }
+
+    #[test]
+    fn fused_attention_matches_the_composed_ops_with_and_without_dropout() {
+        let (q, k, v, mask) = inputs();
+        let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
+        for dropout in [None, Some((0.3, 7u64))] {
+            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout).unwrap();
+            let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout);
+            let diff = max_abs(&(fused - reference).unwrap());
+            assert!(diff < 1e-5, "dropout {dropout:?}: max difference {diff}");
+        }
+    }
+
+    /// Backward against finite differences, and against candle's differentiation of the composed ops.
+    #[test]
+    fn fused_attention_gradients_match_finite_differences_and_the_composed_ops() {
+        let (q, k, v, mask) = inputs();
+        let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
+        let proj = Tensor::randn(0f32, 1.0, (2, 6, 8), &Device::Cpu).unwrap();
+        for dropout in [None, Some((0.3, 11u64))] {
+            super::super::kernels::tests::check_gradients(&[q.clone(), k.clone(), v.clone()], |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, dropout).unwrap(), 2e-2);
+            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout).unwrap();
+            let g1 = (fused * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout);
+            let g2 = (reference * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, var) in [("q", &q), ("k", &k), ("v", &v)] {
+                let (a, b) = (g1.get(var.as_tensor()).unwrap(), g2.get(var.as_tensor()).unwrap());
+                let (diff, size) = (max_abs(&(a - b).unwrap()), max_abs(b));
+                assert!(size > 0.0 && diff < 1e-5 * (1.0 + size), "d{name}, dropout {dropout:?}: max difference {diff}");
+            }
+        }
+    }
+}

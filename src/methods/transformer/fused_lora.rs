@@ -1,0 +1,185 @@
+//! A frozen linear layer with its LoRA adapter as one CPU op: y = x·Wᵀ + b + s·(drop(x)·Aᵀ)·Bᵀ, with a
+//! backward pass that returns the gradients of x, A and B only.
+//!
+//! Composed of candle ops, each adapted layer was a frozen product, a dropout, two thin products, a
+//! scaling and an addition, each a full pass with its own output, and backward through all of them
+//! (candle also differentiated the frozen weight). Here the bias, the base product and the low-rank
+//! product accumulate into one output buffer; the scale is applied on the rank-r intermediate, which is
+//! r/out the size; backward recomputes the dropped input from the mask key instead of storing it.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::kernels::{keep, product, simd, slice, tensor, threshold, with_data};
+
+pub struct LoraLinear {
+    /// The frozen weight [out, in] and bias [out].
+    pub weight: Tensor,
+    pub bias: Tensor,
+    /// alpha / r
+    pub scale: f32,
+    /// Dropout on the adapter's input: probability and mask key, in training.
+    pub dropout: Option<(f64, u64)>,
+}
+
+/// rows, in, out, rank
+#[derive(Clone, Copy)]
+struct Dims {
+    rows: usize,
+    inp: usize,
+    out: usize,
+    r: usize,
+}
+
+impl LoraLinear {
+    fn dims(&self, xl: &Layout, al: &Layout, bl: &Layout) -> Result<Dims> {
+        let (rows, inp) = xl.shape().dims2()?;
+        let (r, a_in) = al.shape().dims2()?;
+        let (out, b_r) = bl.shape().dims2()?;
+        if a_in != inp || b_r != r || self.weight.dims() != [out, inp] || self.bias.dims() != [out] {
+            candle_core::bail!("LoRA linear: x {:?}, A {:?}, B {:?}, W {:?}, bias {:?}", xl.dims(), al.dims(), bl.dims(), self.weight.dims(), self.bias.dims());
+        }
+        Ok(Dims { rows, inp, out, r })
+    }
+
+    /// The adapter's input: x with dropout applied, or x itself.
+    fn dropped<'a>(&self, x: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        match self.dropout {
+            None => std::borrow::Cow::Borrowed(x),
+            Some((p, key)) => {
+                let (th, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
+                std::borrow::Cow::Owned(simd(|| x.iter().enumerate().map(|(i, &v)| v * keep(key, i, th, scale)).collect()))
+            }
+        }
+    }
+
+    /// h = scale · drop(x) · Aᵀ, [rows, r].
+    fn low_rank(&self, d: Dims, xd: &[f32], a: &[f32]) -> Vec<f32> {
+        let mut h = vec![0f32; d.rows * d.r];
+        // SAFETY: xd is rows × in, Aᵀ read from A [r, in] (row stride 1, column stride in), h rows × r.
+        unsafe { product((d.rows, d.r, d.inp), h.as_mut_ptr(), d.r, false, (xd.as_ptr(), d.inp, 1), (a.as_ptr(), 1, d.inp), true) };
+        h.iter_mut().for_each(|v| *v *= self.scale);
+        h
+    }
+}
+
+impl CustomOp3 for LoraLinear {
+    fn name(&self) -> &'static str {
+        "fused-lora-linear"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, as_: &CpuStorage, al: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let d = self.dims(xl, al, bl)?;
+        let (x, a, b) = (slice(xs, xl, "LoRA input")?, slice(as_, al, "lora_A")?, slice(bs, bl, "lora_B")?);
+        let h = self.low_rank(d, &self.dropped(x), a);
+        let y = with_data(&self.weight, "frozen weight", |w| {
+            with_data(&self.bias, "frozen bias", |bias| {
+                let mut y = Vec::with_capacity(d.rows * d.out);
+                for _ in 0..d.rows {
+                    y.extend_from_slice(bias);
+                }
+                // SAFETY: y is rows × out; x rows × in; Wᵀ from W [out, in]; h rows × r; Bᵀ from B [out, r].
+                unsafe {
+                    product((d.rows, d.out, d.inp), y.as_mut_ptr(), d.out, true, (x.as_ptr(), d.inp, 1), (w.as_ptr(), 1, d.inp), true);
+                    product((d.rows, d.out, d.r), y.as_mut_ptr(), d.out, true, (h.as_ptr(), d.r, 1), (b.as_ptr(), 1, d.r), true);
+                }
+                y
+            })
+        })??;
+        Ok((CpuStorage::F32(y), Shape::from((d.rows, d.out))))
+    }
+
+    fn bwd(&self, x: &Tensor, a: &Tensor, b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = self.dims(x.layout(), a.layout(), b.layout())?;
+        let (dx, da, db) = with_data(x, "LoRA input", |x| {
+            with_data(a, "lora_A", |a| {
+                with_data(b, "lora_B", |b| {
+                    with_data(dy, "LoRA gradient", |dy| {
+                        with_data(&self.weight, "frozen weight", |w| {
+                            let xd = self.dropped(x);
+                            let h = self.low_rank(d, &xd, a);
+                            let (mut dx, mut da, mut db, mut dh) = (vec![0f32; d.rows * d.inp], vec![0f32; d.r * d.inp], vec![0f32; d.out * d.r], vec![0f32; d.rows * d.r]);
+                            // SAFETY (all products): every buffer has exactly the size its strides
+                            // address (rows × in, r × in, out × r, rows × r, rows × out).
+                            unsafe {
+                                // dB = dyᵀ · h  (h already carries the scale)
+                                product((d.out, d.r, d.rows), db.as_mut_ptr(), d.r, false, (dy.as_ptr(), 1, d.out), (h.as_ptr(), d.r, 1), true);
+                                // dh = scale · dy · B
+                                product((d.rows, d.r, d.out), dh.as_mut_ptr(), d.r, false, (dy.as_ptr(), d.out, 1), (b.as_ptr(), d.r, 1), true);
+                            }
+                            dh.iter_mut().for_each(|v| *v *= self.scale);
+                            unsafe {
+                                // dA = dhᵀ · drop(x)
+                                product((d.r, d.inp, d.rows), da.as_mut_ptr(), d.inp, false, (dh.as_ptr(), 1, d.r), (xd.as_ptr(), d.inp, 1), true);
+                                // dx = dy · W, then + mask ⊙ (dh · A)
+                                product((d.rows, d.inp, d.out), dx.as_mut_ptr(), d.inp, false, (dy.as_ptr(), d.out, 1), (w.as_ptr(), d.inp, 1), true);
+                            }
+                            match self.dropout {
+                                None => unsafe { product((d.rows, d.inp, d.r), dx.as_mut_ptr(), d.inp, true, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) },
+                                Some((p, key)) => {
+                                    let mut through = vec![0f32; d.rows * d.inp];
+                                    unsafe { product((d.rows, d.inp, d.r), through.as_mut_ptr(), d.inp, false, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) };
+                                    let (th, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
+                                    simd(|| dx.iter_mut().zip(&through).enumerate().for_each(|(i, (g, &t))| *g += t * keep(key, i, th, scale)));
+                                }
+                            }
+                            (dx, da, db)
+                        })
+                    })
+                })
+            })
+        })?????;
+        Ok((Some(tensor(dx, x.shape(), x)?), Some(tensor(da, a.shape(), a)?), Some(tensor(db, b.shape(), b)?)))
+    }
+}
+
+/// x [rows, in] through a frozen linear layer (weight [out, in], bias [out]) and its adapter (A [r, in],
+/// B [out, r], scale), with dropout (p, key) on the adapter's input in training.
+pub fn lora_linear(x: &Tensor, weight: &Tensor, bias: &Tensor, a: &Tensor, b: &Tensor, scale: f64, dropout: Option<(f64, u64)>) -> Result<Tensor> {
+    let op = LoraLinear { weight: weight.contiguous()?, bias: bias.contiguous()?, scale: scale as f32, dropout: dropout.filter(|(p, _)| *p > 0.0) };
+    x.contiguous()?.apply_op3(&a.contiguous()?, &b.contiguous()?, op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn max_abs(t: &Tensor) -> f32 {
+        t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// The composed path of `encoder::Linear` with an adapter, the dropout drawn from the same key.
+    fn composed(x: &Tensor, w: &Tensor, bias: &Tensor, a: &Tensor, b: &Tensor, scale: f64, dropout: Option<(f64, u64)>) -> Tensor {
+        let y = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(bias).unwrap();
+        let xd = match dropout {
+            Some((p, key)) => super::super::kernels::dropout(x, p, key).unwrap(),
+            None => x.clone(),
+        };
+        (y + (xd.matmul(&a.t().unwrap()).unwrap().matmul(&b.t().unwrap()).unwrap() * scale).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn fused_lora_matches_the_composed_ops_and_finite_differences() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (13, 10), &dev).unwrap()).unwrap();
+        let w = Tensor::randn(0f32, 1.0, (7, 10), &dev).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, 7, &dev).unwrap();
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 10), &dev).unwrap()).unwrap();
+        // B is zero at initialisation; a random B exercises every gradient.
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (7, 3), &dev).unwrap()).unwrap();
+        let proj = Tensor::randn(0f32, 1.0, (13, 7), &dev).unwrap();
+        for dropout in [None, Some((0.25, 5u64))] {
+            let fused = lora_linear(x.as_tensor(), &w, &bias, a.as_tensor(), b.as_tensor(), 2.0, dropout).unwrap();
+            let reference = composed(x.as_tensor(), &w, &bias, a.as_tensor(), b.as_tensor(), 2.0, dropout);
+            assert!(max_abs(&(&fused - &reference).unwrap()) < 1e-4, "dropout {dropout:?}");
+            super::super::kernels::tests::check_gradients(&[x.clone(), a.clone(), b.clone()], |t| lora_linear(&t[0], &w, &bias, &t[1], &t[2], 2.0, dropout).unwrap(), 2e-2);
+            let g1 = (fused * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (reference * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            for (name, var) in [("x", &x), ("A", &a), ("B", &b)] {
+                let (p, q) = (g1.get(var.as_tensor()).unwrap(), g2.get(var.as_tensor()).unwrap());
+                let (diff, size) = (max_abs(&(p - q).unwrap()), max_abs(q));
+                assert!(size > 0.0 && diff < 1e-4 * (1.0 + size), "d{name}, dropout {dropout:?}: max difference {diff}");
+            }
+        }
+    }
+}
