@@ -15,7 +15,9 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::kernels::{exp, keep, product, simd, slice, tensor, threshold, with_data};
+use multiversion::multiversion;
+
+use super::kernels::{exp, fill_mask, product, slice, tensor, with_data};
 
 pub struct Attention {
     pub heads: usize,
@@ -57,29 +59,15 @@ impl Attention {
         let base = bi * d.t * d.h + hd * d.dh;
         // SAFETY: Q and K of this head are t × dh views (row stride h) inside q and k; p is t × t.
         unsafe { product((d.t, d.t, d.dh), p.as_mut_ptr(), d.t, false, (q[base..].as_ptr(), d.h, 1), (k[base..].as_ptr(), 1, d.h), false) };
-        let mask = &self.bias[bi * d.t..(bi + 1) * d.t];
-        for row in p.chunks_mut(d.t) {
-            let mut max = f32::NEG_INFINITY;
-            for (v, &m) in row.iter_mut().zip(mask) {
-                *v = *v * self.scale + m;
-                max = max.max(*v);
-            }
-            let mut sum = 0f32;
-            for v in row.iter_mut() {
-                *v = exp(*v - max);
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|v| *v *= inv);
-        }
+        softmax_rows(p, &self.bias[bi * d.t..(bi + 1) * d.t], self.scale);
     }
 
     /// The dropout mask of task `task` = bi · heads + hd, [t×t]; None without dropout.
     fn mask(&self, d: Dims, task: usize) -> Option<Vec<f32>> {
         self.dropout.map(|(p, key)| {
-            let (th, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
-            let offset = task * d.t * d.t;
-            (0..d.t * d.t).map(|i| keep(key, offset + i, th, scale)).collect()
+            let mut mask = vec![0f32; d.t * d.t];
+            fill_mask(&mut mask, key, task * d.t * d.t, p);
+            mask
         })
     }
 
@@ -89,7 +77,7 @@ impl Attention {
         let mut p = vec![0f32; d.t * d.t];
         self.weights(d, q, k, bi, hd, &mut p);
         if let Some(mask) = self.mask(d, task) {
-            p.iter_mut().zip(&mask).for_each(|(a, m)| *a *= m);
+            mul_assign(&mut p, &mask);
         }
         let base = bi * d.t * d.h + hd * d.dh;
         // SAFETY: this task alone writes the t × dh block of its head (row stride h) in `out`.
@@ -104,10 +92,10 @@ impl Attention {
         let mut p = vec![0f32; d.t * d.t];
         self.weights(d, q, k, bi, hd, &mut p);
         let mask = self.mask(d, task);
-        let dropped: Vec<f32> = match &mask {
-            Some(m) => p.iter().zip(m).map(|(a, b)| a * b).collect(),
-            None => p.clone(),
-        };
+        let mut dropped = p.clone();
+        if let Some(m) = &mask {
+            mul_assign(&mut dropped, m);
+        }
         let mut dp = vec![0f32; d.t * d.t];
         // SAFETY (all products here): the views are this head's t × dh blocks (row stride h) and the
         // task's own t × t buffers; this task alone writes its head's blocks of dq, dk and dv.
@@ -118,15 +106,9 @@ impl Attention {
             product((d.t, d.t, d.dh), dp.as_mut_ptr(), d.t, false, (dy[base..].as_ptr(), d.h, 1), (v[base..].as_ptr(), 1, d.h), false);
         }
         if let Some(m) = &mask {
-            dp.iter_mut().zip(m).for_each(|(a, b)| *a *= b);
+            mul_assign(&mut dp, m);
         }
-        // Through the softmax: dZ = P ⊙ (dP − Σ dP ⊙ P), and dS = scale · dZ.
-        for (dr, pr) in dp.chunks_mut(d.t).zip(p.chunks(d.t)) {
-            let dot: f32 = dr.iter().zip(pr).map(|(a, b)| a * b).sum();
-            for (g, &pv) in dr.iter_mut().zip(pr) {
-                *g = self.scale * pv * (*g - dot);
-            }
-        }
+        softmax_grad_rows(&mut dp, &p, d.t, self.scale);
         unsafe {
             // dQ = dS · K
             product((d.t, d.dh, d.t), oq.0.add(base), d.h, false, (dp.as_ptr(), d.t, 1), (k[base..].as_ptr(), d.h, 1), false);
@@ -134,6 +116,41 @@ impl Attention {
             product((d.t, d.dh, d.t), ok.0.add(base), d.h, false, (dp.as_ptr(), 1, d.t), (q[base..].as_ptr(), d.h, 1), false);
         }
     }
+}
+
+/// Each row of `p` (rows as long as `mask`) becomes softmax(row · scale + mask).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn softmax_rows(p: &mut [f32], mask: &[f32], scale: f32) {
+    for row in p.chunks_mut(mask.len()) {
+        let mut max = f32::NEG_INFINITY;
+        for (v, &m) in row.iter_mut().zip(mask) {
+            *v = *v * scale + m;
+            max = max.max(*v);
+        }
+        let mut sum = 0f32;
+        for v in row.iter_mut() {
+            *v = exp(*v - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+/// Through the softmax, row by row: dS = scale · P ⊙ (dP − Σ dP ⊙ P), in place of dP.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn softmax_grad_rows(dp: &mut [f32], p: &[f32], t: usize, scale: f32) {
+    for (dr, pr) in dp.chunks_mut(t).zip(p.chunks(t)) {
+        let dot: f32 = dr.iter().zip(pr).map(|(a, b)| a * b).sum();
+        for (g, &pv) in dr.iter_mut().zip(pr) {
+            *g = scale * pv * (*g - dot);
+        }
+    }
+}
+
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn mul_assign(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x *= y);
 }
 
 impl CustomOp3 for Attention {
@@ -150,7 +167,7 @@ impl CustomOp3 for Attention {
         let (q, k, v) = (slice(qs, ql, "query")?, slice(ks, kl, "key")?, slice(vs, vl, "value")?);
         let mut out = vec![0f32; q.len()];
         let dst = Out(out.as_mut_ptr());
-        (0..d.b * self.heads).into_par_iter().for_each(|task| simd(|| self.forward_task(d, q, k, v, task, dst)));
+        (0..d.b * self.heads).into_par_iter().for_each(|task| self.forward_task(d, q, k, v, task, dst));
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 
@@ -162,7 +179,7 @@ impl CustomOp3 for Attention {
                     with_data(dy, "attention gradient", |dy| {
                         let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
                         let outs = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
-                        (0..d.b * self.heads).into_par_iter().for_each(|task| simd(|| self.backward_task(d, q, k, v, dy, task, outs)));
+                        (0..d.b * self.heads).into_par_iter().for_each(|task| self.backward_task(d, q, k, v, dy, task, outs));
                         (dq, dk, dv)
                     })
                 })

@@ -9,7 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::kernels::{keep, product, simd, slice, tensor, threshold, with_data};
+use super::kernels::{apply_mask_par, product, slice, tensor, with_data};
 
 pub struct LoraLinear {
     /// The frozen weight [out, in] and bias [out].
@@ -46,8 +46,9 @@ impl LoraLinear {
         match self.dropout {
             None => std::borrow::Cow::Borrowed(x),
             Some((p, key)) => {
-                let (th, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
-                std::borrow::Cow::Owned(simd(|| x.iter().enumerate().map(|(i, &v)| v * keep(key, i, th, scale)).collect()))
+                let mut xd = vec![0f32; x.len()];
+                apply_mask_par(x, &mut xd, key, p, false);
+                std::borrow::Cow::Owned(xd)
             }
         }
     }
@@ -118,8 +119,7 @@ impl CustomOp3 for LoraLinear {
                                 Some((p, key)) => {
                                     let mut through = vec![0f32; d.rows * d.inp];
                                     unsafe { product((d.rows, d.inp, d.r), through.as_mut_ptr(), d.inp, false, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) };
-                                    let (th, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
-                                    simd(|| dx.iter_mut().zip(&through).enumerate().for_each(|(i, (g, &t))| *g += t * keep(key, i, th, scale)));
+                                    apply_mask_par(&through, &mut dx, key, p, true);
                                 }
                             }
                             (dx, da, db)

@@ -7,29 +7,11 @@
 //! Only CPU f32 tensors take these paths; `ops` falls back to the composed ops on other devices.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Rows handed to one thread at a time: enough work to amortise the hand-off.
 const ROWS_PER_TASK: usize = 16;
-
-/// Runs `f` compiled for AVX2 + FMA when the CPU has them, so that the loops in it vectorise eight
-/// wide; otherwise as built (the x86-64 baseline is SSE2). `f`'s body is inlined into the
-/// feature-enabled function, so keep the helpers it calls `#[inline]`.
-#[inline(always)]
-pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports the features `wide` is compiled for (checked just above).
-            return unsafe { wide(f) };
-        }
-    }
-    f()
-}
 
 /// e^x to about 2e-7 relative, branch-free so that loops around it vectorise (libm's expf is a scalar
 /// call: 5% of a fine-tuning step went to it). 2^n · e^r with n = round(x / ln 2), |r| ≤ ln 2 / 2, and
@@ -142,6 +124,7 @@ struct LayerNorm {
 
 /// Mean and 1/sqrt(var + eps) of one row (two passes: the one-pass formula loses digits when the mean
 /// is large against the spread).
+#[inline(always)]
 fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
     let mean = row.iter().sum::<f32>() / n;
@@ -161,14 +144,7 @@ impl CustomOp3 for LayerNorm {
             candle_core::bail!("layer norm: input {:?}, weight {n}, bias {}", xl.dims(), b.len());
         }
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(n * ROWS_PER_TASK).zip(x.par_chunks(n * ROWS_PER_TASK)).for_each(|(ys, xs)| simd(|| {
-            for (yr, xr) in ys.chunks_mut(n).zip(xs.chunks(n)) {
-                let (mean, rstd) = moments(xr, self.eps);
-                for i in 0..n {
-                    yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-                }
-            }
-        }));
+        y.par_chunks_mut(n * ROWS_PER_TASK).zip(x.par_chunks(n * ROWS_PER_TASK)).for_each(|(ys, xs)| layer_norm_rows(xs, ys, w, b, self.eps));
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -182,29 +158,11 @@ impl CustomOp3 for LayerNorm {
                     let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
                         .par_chunks_mut(n * ROWS_PER_TASK)
                         .zip(x.par_chunks(n * ROWS_PER_TASK).zip(dy.par_chunks(n * ROWS_PER_TASK)))
-                        .map(|(dxs, (xs, dys))| simd(|| {
+                        .map(|(dxs, (xs, dys))| {
                             let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
-                            for ((dxr, xr), dyr) in dxs.chunks_mut(n).zip(xs.chunks(n)).zip(dys.chunks(n)) {
-                                let (mean, rstd) = moments(xr, self.eps);
-                                // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)), g = dy · w.
-                                let (mut g_mean, mut gx_mean) = (0f32, 0f32);
-                                for i in 0..n {
-                                    let xhat = (xr[i] - mean) * rstd;
-                                    let g = dyr[i] * w[i];
-                                    g_mean += g;
-                                    gx_mean += g * xhat;
-                                    dw[i] += dyr[i] * xhat;
-                                    db[i] += dyr[i];
-                                }
-                                g_mean /= n as f32;
-                                gx_mean /= n as f32;
-                                for i in 0..n {
-                                    let xhat = (xr[i] - mean) * rstd;
-                                    dxr[i] = rstd * (dyr[i] * w[i] - g_mean - xhat * gx_mean);
-                                }
-                            }
+                            layer_norm_grad_rows(xs, dys, dxs, w, &mut dw, &mut db, self.eps);
                             (dw, db)
-                        }))
+                        })
                         .collect();
                     let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
                     for (pw, pb) in partial {
@@ -216,6 +174,43 @@ impl CustomOp3 for LayerNorm {
             })
         })???;
         Ok((Some(tensor(dx, x.shape(), x)?), Some(tensor(dw, w.shape(), w)?), Some(tensor(db, w.shape(), w)?)))
+    }
+}
+
+/// Layer norm of whole rows (each `w.len()` long).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn layer_norm_rows(xs: &[f32], ys: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = w.len();
+    for (yr, xr) in ys.chunks_mut(n).zip(xs.chunks(n)) {
+        let (mean, rstd) = moments(xr, eps);
+        for i in 0..n {
+            yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+        }
+    }
+}
+
+/// Backward of `layer_norm_rows`: dx rows, and dw, db accumulated.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn layer_norm_grad_rows(xs: &[f32], dys: &[f32], dxs: &mut [f32], w: &[f32], dw: &mut [f32], db: &mut [f32], eps: f32) {
+    let n = w.len();
+    for ((dxr, xr), dyr) in dxs.chunks_mut(n).zip(xs.chunks(n)).zip(dys.chunks(n)) {
+        let (mean, rstd) = moments(xr, eps);
+        // dx = rstd · (g − mean(g) − x̂ · mean(g · x̂)), g = dy · w.
+        let (mut g_mean, mut gx_mean) = (0f32, 0f32);
+        for i in 0..n {
+            let xhat = (xr[i] - mean) * rstd;
+            let g = dyr[i] * w[i];
+            g_mean += g;
+            gx_mean += g * xhat;
+            dw[i] += dyr[i] * xhat;
+            db[i] += dyr[i];
+        }
+        g_mean /= n as f32;
+        gx_mean /= n as f32;
+        for i in 0..n {
+            let xhat = (xr[i] - mean) * rstd;
+            dxr[i] = rstd * (dyr[i] * w[i] - g_mean - xhat * gx_mean);
+        }
     }
 }
 
@@ -236,7 +231,7 @@ const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// erf through Numerical Recipes' Chebyshev-fitted erfc (fractional error below 1.2e-7 everywhere):
 /// one exp and a polynomial, no table and no branch but the sign, so the loop around it vectorises,
 /// where libm's erff is a branchy scalar call (FINDINGS measured 14% of inference in it).
-#[inline]
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
@@ -251,6 +246,23 @@ fn erf(x: f32) -> f32 {
     }
 }
 
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn gelu_rows(xs: &[f32], ys: &mut [f32]) {
+    for (y, &x) in ys.iter_mut().zip(xs) {
+        *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+    }
+}
+
+/// dx = dy · (Φ(x) + x·φ(x)), the derivative of x·Φ(x).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn gelu_grad_rows(xs: &[f32], dys: &[f32], dxs: &mut [f32]) {
+    for ((d, &x), &g) in dxs.iter_mut().zip(xs).zip(dys) {
+        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+        let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
+        *d = g * (cdf + x * pdf);
+    }
+}
+
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
         "fused-gelu-erf"
@@ -259,26 +271,15 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l, "gelu input")?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(ys, xs)| simd(|| {
-            for (y, &x) in ys.iter_mut().zip(xs) {
-                *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
-            }
-        }));
+        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).for_each(|(ys, xs)| gelu_rows(xs, ys));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x).
         let dx = with_data(arg, "gelu input", |x| {
             with_data(dy, "gelu gradient", |dy| {
                 let mut dx = vec![0f32; x.len()];
-                dx.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(dy.par_chunks(4096))).for_each(|(dxs, (xs, dys))| simd(|| {
-                    for ((d, &x), &g) in dxs.iter_mut().zip(xs).zip(dys) {
-                        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-                        let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
-                        *d = g * (cdf + x * pdf);
-                    }
-                }));
+                dx.par_chunks_mut(4096).zip(x.par_chunks(4096).zip(dy.par_chunks(4096))).for_each(|(dxs, (xs, dys))| gelu_grad_rows(xs, dys, dxs));
                 dx
             })
         })??;
@@ -337,7 +338,7 @@ pub fn frozen_linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tenso
 
 /// MurmurHash3's 32-bit finaliser: a bijective mix with full avalanche. 32-bit multiplies vectorise
 /// (eight lanes on AVX2), where a 64-bit mix per element made dropout 15% of a LoRA step.
-#[inline]
+#[inline(always)]
 fn fmix32(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
@@ -348,8 +349,8 @@ fn fmix32(mut h: u32) -> u32 {
 
 /// Mask value of element `i`: 0 with probability `p` (to 2⁻³²), else 1 / (1 − p). Two rounds keyed by
 /// the two halves of the 64-bit key, so masks of different keys are unrelated.
-#[inline]
-pub(super) fn keep(key: u64, i: usize, threshold: u32, scale: f32) -> f32 {
+#[inline(always)]
+fn keep(key: u64, i: usize, threshold: u32, scale: f32) -> f32 {
     let h = fmix32(fmix32(i as u32 ^ key as u32) ^ (key >> 32) as u32);
     if h < threshold {
         0.0
@@ -358,14 +359,40 @@ pub(super) fn keep(key: u64, i: usize, threshold: u32, scale: f32) -> f32 {
     }
 }
 
-pub(super) fn threshold(p: f64) -> u32 {
+#[inline(always)]
+fn threshold(p: f64) -> u32 {
     (p * 4_294_967_296.0).min(u32::MAX as f64) as u32
 }
 
 /// The mask `dropout` applies, for devices without the fused path.
 pub fn dropout_mask(n: usize, p: f64, key: u64) -> Vec<f32> {
+    let mut mask = vec![0f32; n];
+    mask.par_chunks_mut(4096).enumerate().for_each(|(c, m)| fill_mask(m, key, c * 4096, p));
+    mask
+}
+
+/// The mask values of elements offset, offset + 1, … (see `keep`).
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub(super) fn fill_mask(out: &mut [f32], key: u64, offset: usize, p: f64) {
     let (t, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
-    (0..n).into_par_iter().with_min_len(4096).map(|i| keep(key, i, t, scale)).collect()
+    for (j, m) in out.iter_mut().enumerate() {
+        *m = keep(key, offset + j, t, scale);
+    }
+}
+
+/// ys = xs ⊙ mask for elements offset, offset + 1, …; with `accumulate`, ys += xs ⊙ mask.
+#[multiversion(targets("x86_64+avx2+fma"))]
+pub(super) fn apply_mask(xs: &[f32], ys: &mut [f32], key: u64, offset: usize, p: f64, accumulate: bool) {
+    let (t, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
+    for (j, (y, &x)) in ys.iter_mut().zip(xs).enumerate() {
+        let v = x * keep(key, offset + j, t, scale);
+        *y = if accumulate { *y + v } else { v };
+    }
+}
+
+/// `apply_mask` over a whole buffer, in parallel.
+pub(super) fn apply_mask_par(xs: &[f32], ys: &mut [f32], key: u64, p: f64, accumulate: bool) {
+    ys.par_chunks_mut(4096).zip(xs.par_chunks(4096)).enumerate().for_each(|(c, (ys, xs))| apply_mask(xs, ys, key, c * 4096, p, accumulate));
 }
 
 struct Dropout {
@@ -375,13 +402,8 @@ struct Dropout {
 
 impl Dropout {
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        let (t, scale, key) = (threshold(self.p), (1.0 / (1.0 - self.p)) as f32, self.key);
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(4096).zip(x.par_chunks(4096)).enumerate().for_each(|(c, (ys, xs))| simd(|| {
-            for (j, (y, &x)) in ys.iter_mut().zip(xs).enumerate() {
-                *y = x * keep(key, c * 4096 + j, t, scale);
-            }
-        }));
+        apply_mask_par(x, &mut y, self.key, self.p, false);
         y
     }
 }

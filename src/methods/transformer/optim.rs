@@ -11,9 +11,8 @@ use std::cell::RefCell;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use multiversion::multiversion;
 use rayon::prelude::*;
-
-use super::kernels::simd;
 
 const CHUNK: usize = 16 * 1024;
 
@@ -124,7 +123,7 @@ impl Fused {
         let s = &self.settings;
         for (v, wd, m, vv) in &mut self.slots {
             let Some(g) = grads.get(v.as_tensor()) else { continue };
-            let op = AdamStep {
+            let h = Hyper {
                 lr: lr as f32,
                 decay: 1.0 - (lr * f64::from(*wd)) as f32,
                 beta1: s.beta1 as f32,
@@ -133,27 +132,46 @@ impl Fused {
                 correct1: (1.0 / (1.0 - s.beta1.powi(self.t))) as f32,
                 correct2: (1.0 / (1.0 - s.beta2.powi(self.t))) as f32,
                 clip,
-                moments: RefCell::new((m.as_mut_slice(), vv.as_mut_slice())),
             };
+            let op = AdamStep { h, moments: RefCell::new((m.as_mut_slice(), vv.as_mut_slice())) };
             v.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
         }
         Ok(norm)
     }
 }
 
-/// One AdamW update of a weight from its gradient, with the moments it owns for the call.
-struct AdamStep<'a> {
+/// The numbers of one AdamW step.
+#[derive(Clone, Copy)]
+struct Hyper {
     lr: f32,
     /// 1 − lr · weight_decay
     decay: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
+    /// Bias corrections 1 / (1 − βᵗ).
     correct1: f32,
     correct2: f32,
     /// Gradient clipping factor.
     clip: f32,
+}
+
+/// One AdamW update of a weight from its gradient, with the moments it owns for the call.
+struct AdamStep<'a> {
+    h: Hyper,
     moments: RefCell<(&'a mut [f32], &'a mut [f32])>,
+}
+
+/// The update of one chunk of weights, their gradients and moments.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn adam_chunk(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], h: Hyper) {
+    for i in 0..w.len() {
+        let gi = g[i] * h.clip;
+        m[i] = m[i] * h.beta1 + gi * (1.0 - h.beta1);
+        v[i] = v[i] * h.beta2 + gi * gi * (1.0 - h.beta2);
+        let update = (m[i] * h.correct1) / ((v[i] * h.correct2).sqrt() + h.eps);
+        w[i] = w[i] * h.decay - update * h.lr;
+    }
 }
 
 impl InplaceOp2 for AdamStep<'_> {
@@ -173,16 +191,8 @@ impl InplaceOp2 for AdamStep<'_> {
         if w.len() != g.len() || m.len() != w.len() {
             candle_core::bail!("fused AdamW: {} weights, {} gradients, {} moments", w.len(), g.len(), m.len());
         }
-        let (lr, decay, beta1, beta2, eps, correct1, correct2, clip) = (self.lr, self.decay, self.beta1, self.beta2, self.eps, self.correct1, self.correct2, self.clip);
-        w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(|((w, g), (m, v))| simd(|| {
-            for i in 0..w.len() {
-                let gi = g[i] * clip;
-                m[i] = m[i] * beta1 + gi * (1.0 - beta1);
-                v[i] = v[i] * beta2 + gi * gi * (1.0 - beta2);
-                let update = (m[i] * correct1) / ((v[i] * correct2).sqrt() + eps);
-                w[i] = w[i] * decay - update * lr;
-            }
-        }));
+        let h = self.h;
+        w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(|((w, g), (m, v))| adam_chunk(w, g, m, v, h));
         Ok(())
     }
 }
