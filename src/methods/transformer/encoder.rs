@@ -113,13 +113,14 @@ impl Linear {
         let inp = dims.pop().unwrap_or(0);
         let rows: usize = dims.iter().product();
         let x2 = x.reshape((rows, inp))?;
-        let fused = !self.weight.is_variable() && !self.bias.is_variable() && super::kernels::fusable(&x2);
+        let cpu = super::kernels::fusable(&x2);
+        let frozen = !self.weight.is_variable() && !self.bias.is_variable();
         let y = match &self.lora {
-            Some(l) if fused => {
+            Some(l) if cpu && frozen => {
                 let dropout = mode.dropout_key(l.dropout);
                 super::fused_lora::lora_linear(&x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?
             }
-            None if fused => super::kernels::frozen_linear(&x2, &self.weight, &self.bias)?,
+            None if cpu => super::kernels::linear(&x2, &self.weight, &self.bias)?,
             lora => {
                 let y = x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
                 match lora {

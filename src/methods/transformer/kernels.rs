@@ -293,17 +293,27 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// A linear layer whose weight and bias are frozen: y = x·Wᵀ + b.
+// A linear layer: y = x·Wᵀ + b.
 
-/// candle differentiates a matrix product with respect to both operands, so backward through a frozen
-/// layer (LoRA, where every base weight is frozen but the input needs its gradient) computed and summed
-/// a weight gradient nobody uses: a third of the backward products and a weight-sized buffer per layer.
-/// This op's backward returns the input gradient only. The bias is folded into the product's output.
-struct FrozenLinear;
+/// The bias is folded into the product's output, and W is read transposed in place. Backward computes
+/// the weight and bias gradients only for a weight and bias that are trained: candle differentiates a
+/// matrix product with respect to both operands, so through a frozen layer (LoRA: every base weight
+/// frozen, the input still needing its gradient) it computed and summed a weight gradient nobody used,
+/// a third of the backward products. Composed, a trained layer also summed the bias gradient on one
+/// thread and copied the transposed weight.
+struct LinearOp;
 
-impl CustomOp3 for FrozenLinear {
+/// Column sums of a rows × n matrix: the bias gradient.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn add_rows(rows: &[f32], sums: &mut [f32]) {
+    for row in rows.chunks(sums.len()) {
+        sums.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+    }
+}
+
+impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
-        "frozen-linear"
+        "fused-linear"
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -311,7 +321,7 @@ impl CustomOp3 for FrozenLinear {
         let (rows, inp) = xl.shape().dims2()?;
         let (out, w_inp) = wl.shape().dims2()?;
         if w_inp != inp || b.len() != out {
-            candle_core::bail!("frozen linear: input {:?}, weight {:?}, bias {}", xl.dims(), wl.dims(), b.len());
+            candle_core::bail!("linear: input {:?}, weight {:?}, bias {}", xl.dims(), wl.dims(), b.len());
         }
         let mut y = Vec::with_capacity(rows * out);
         for _ in 0..rows {
@@ -323,14 +333,49 @@ impl CustomOp3 for FrozenLinear {
         Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
 
-    fn bwd(&self, _x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        Ok((Some(dy.matmul(w)?), None, None))
+    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (rows, inp) = x.dims2()?;
+        let out = w.dim(0)?;
+        let (w_trained, b_trained) = (w.is_variable(), b.is_variable());
+        let (dx, dw, db) = with_data(x, "linear input", |x| {
+            with_data(w, "linear weight", |w| {
+                with_data(dy, "linear gradient", |dy| {
+                    let mut dx = vec![0f32; rows * inp];
+                    // SAFETY (all products): dx is rows × in, dy rows × out, W out × in, x rows × in,
+                    // dW out × in, with the strides given.
+                    unsafe { product((rows, inp, out), dx.as_mut_ptr(), inp, false, (dy.as_ptr(), out, 1), (w.as_ptr(), inp, 1), true) };
+                    let dw = w_trained.then(|| {
+                        let mut dw = vec![0f32; out * inp];
+                        // dW = dyᵀ · x
+                        unsafe { product((out, inp, rows), dw.as_mut_ptr(), inp, false, (dy.as_ptr(), 1, out), (x.as_ptr(), inp, 1), true) };
+                        dw
+                    });
+                    let db = b_trained.then(|| {
+                        let partial: Vec<Vec<f32>> = dy
+                            .par_chunks(out * 64)
+                            .map(|c| {
+                                let mut sums = vec![0f32; out];
+                                add_rows(c, &mut sums);
+                                sums
+                            })
+                            .collect();
+                        let mut sums = vec![0f32; out];
+                        partial.iter().for_each(|p| add_rows(p, &mut sums));
+                        sums
+                    });
+                    (dx, dw, db)
+                })
+            })
+        })???;
+        let dw = dw.map(|d| tensor(d, w.shape(), w)).transpose()?;
+        let db = db.map(|d| tensor(d, b.shape(), b)).transpose()?;
+        Ok((Some(tensor(dx, x.shape(), x)?), dw, db))
     }
 }
 
-/// x·Wᵀ + b for x [rows, in], W [out, in], b [out] that are not trained: no weight gradient.
-pub fn frozen_linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, FrozenLinear)
+/// x·Wᵀ + b for x [rows, in], W [out, in], b [out]; W and b get gradients when they are variables.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -524,15 +569,20 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn frozen_linear_matches_matmul_and_passes_the_input_gradient_only() {
+    fn linear_matches_matmul_and_its_gradients_match_finite_differences() {
         let dev = Device::Cpu;
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (37, 24), &dev).unwrap()).unwrap();
-        let w = Tensor::randn(0f32, 1.0, (19, 24), &dev).unwrap();
-        let b = Tensor::randn(0f32, 1.0, 19, &dev).unwrap();
-        let fused = frozen_linear(x.as_tensor(), &w, &b).unwrap();
-        let reference = x.as_tensor().matmul(&w.t().unwrap()).unwrap().broadcast_add(&b).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (19, 24), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 19, &dev).unwrap()).unwrap();
+        let fused = linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+        let reference = x.as_tensor().matmul(&w.as_tensor().t().unwrap()).unwrap().broadcast_add(b.as_tensor()).unwrap();
         assert!(max_diff(&fused, &reference) < 1e-4);
-        check_gradients(&[x], |t| frozen_linear(&t[0], &w, &b).unwrap(), 2e-2);
+        check_gradients(&[x.clone(), w.clone(), b.clone()], |t| linear(&t[0], &t[1], &t[2]).unwrap(), 2e-2);
+        // Frozen weight and bias (plain tensors): the input gradient only, none computed for them.
+        let (wf, bf) = (w.as_tensor().detach(), b.as_tensor().detach());
+        let grads = linear(x.as_tensor(), &wf, &bf).unwrap().sum_all().unwrap().backward().unwrap();
+        assert!(grads.get(x.as_tensor()).is_some());
+        assert!(grads.get(&wf).is_none() && grads.get(&bf).is_none());
     }
 
     /// erf in f64 through candle's own (libm) implementation, as the reference.
