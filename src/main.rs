@@ -39,11 +39,19 @@ fn keep_freed_memory() {}
 /// Setting the variable once at start-up, to the count candle would find (or to --threads, so that
 /// candle's products and the rayon pool agree), makes each ask a lookup. Called while the process has
 /// one thread, before anything reads the environment concurrently.
-fn pin_thread_count(threads: Option<usize>) {
+///
+/// Also: candle's element-wise worker threads spin up to 25,000 times waiting for the next op before
+/// they sleep, and with as many threads as cores that spinning takes cycles from the matrix products
+/// running meanwhile. 1,000 spins measured 8% faster fine-tuning on 2 cores (30.7 → 33.5 samples/s).
+/// Either variable set by the user is left alone.
+fn tune_threads(threads: Option<usize>) {
     match threads {
         Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.to_string()),
         None if std::env::var_os("RAYON_NUM_THREADS").is_none() => std::env::set_var("RAYON_NUM_THREADS", candle_core::utils::get_num_threads().to_string()),
         None => {}
+    }
+    if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+        std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000");
     }
 }
 
@@ -57,7 +65,7 @@ fn main() {
             std::process::exit(code);
         }
     };
-    pin_thread_count(cli.global.threads);
+    tune_threads(cli.global.threads);
     let progress = Progress::new(cli.global.quiet);
     init_logging(cli.global.verbose, &progress);
     if let Some(n) = cli.global.threads {
