@@ -30,7 +30,8 @@ pub enum Batching {
     /// DataLoader with DataCollatorWithPadding does). Inference: the texts in data order. These are
     /// the batches written for the PyTorch side.
     Random,
-    /// textbench's default: batches of similar lengths.
+    /// textbench's default, batches of similar lengths: for training, the same examples as `random`
+    /// re-batched by length; for inference, the texts sorted by length.
     Bucketed,
 }
 
@@ -176,13 +177,20 @@ pub fn training(
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
-    let mut order = make_batches(&lengths, p.batch_size, batching == Batching::Bucketed, &mut rng);
+    let mut order = make_batches(&lengths, p.batch_size, false, &mut rng);
     // A partial last batch would be an odd one out in a timing: drop it.
     order.retain(|b| b.len() == p.batch_size);
     if order.len() < warmup + steps {
         return Err(MethodError::Unfit(format!("{} full batches of {} in the training split, {} asked for", order.len(), p.batch_size, warmup + steps)));
     }
-    let batches: Vec<Batch> = order[..warmup + steps].iter().map(|c| slice(&ids, data.labels, c)).collect();
+    order.truncate(warmup + steps);
+    if batching == Batching::Bucketed {
+        // The same examples as the random batches (so both modes do the same work on the same texts),
+        // re-batched by length: the warm-up examples among themselves, the timed ones among themselves.
+        let (head, tail) = order.split_at(warmup);
+        order = [head, tail].iter().flat_map(|part| rebatch(part, &lengths, p.batch_size, &mut rng)).collect();
+    }
+    let batches: Vec<Batch> = order.iter().map(|c| slice(&ids, data.labels, c)).collect();
     let cfg = model.backbone.encoder.config.clone();
     let adapter_dims: Vec<(usize, usize)> = model
         .backbone
@@ -214,6 +222,13 @@ pub fn training(
     let dir = absolute(&trainer.model.backbone.dir);
     let file = BatchFile { workload: "train", backbone: dir, method: Some(kind.to_string()), params: Some(p.clone()), warmup_batches: warmup, batches };
     Ok((m, file))
+}
+
+/// The examples of `batches`, cut into new batches by `make_batches` with length bucketing.
+fn rebatch(batches: &[Vec<usize>], lengths: &[usize], batch_size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let members: Vec<usize> = batches.iter().flatten().copied().collect();
+    let sub: Vec<usize> = members.iter().map(|&i| lengths[i]).collect();
+    make_batches(&sub, batch_size, true, rng).into_iter().map(|b| b.into_iter().map(|j| members[j]).collect()).collect()
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {
