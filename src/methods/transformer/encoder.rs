@@ -107,7 +107,8 @@ impl Linear {
 
     /// x is [..., in]; the leading dimensions are flattened so that each product is one 2-D matrix
     /// product: a batched product with a broadcast weight would, in backward, materialise one weight
-    /// gradient per batch element and then sum them.
+    /// gradient per batch element and then sum them. On CPU the layer (with its adapter, whose base is
+    /// frozen) is one fused op; elsewhere it is composed of candle ops.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(0);
@@ -121,20 +122,23 @@ impl Linear {
                 super::fused_lora::lora_linear(&x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?
             }
             None if cpu => super::kernels::linear(&x2, &self.weight, &self.bias)?,
-            lora => {
-                let y = x2.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-                match lora {
-                    None => y,
-                    Some(l) => {
-                        let x2 = mode.dropout(&x2, l.dropout)?;
-                        let update = x2.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
-                        (y + (update * l.scale)?)?
-                    }
-                }
-            }
+            lora => self.composed(&x2, lora.as_ref(), mode)?,
         };
         dims.push(y.dim(1)?);
         y.reshape(dims)
+    }
+
+    /// `forward` from candle ops, for x [rows, in].
+    fn composed(&self, x: &Tensor, lora: Option<&LoraAdapter>, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let y = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        match lora {
+            None => Ok(y),
+            Some(l) => {
+                let x = mode.dropout(x, l.dropout)?;
+                let update = x.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
+                y + (update * l.scale)?
+            }
+        }
     }
 }
 
