@@ -32,7 +32,8 @@ for spec in "${specs[@]}"; do
     declare -a a=() b=() fa=() fb=()
     $ours >/dev/null 2>&1; $theirs >/dev/null 2>&1   # warm-up (page cache)
     for _ in $(seq "$rounds"); do
-        a+=("$( { /usr/bin/time -f %e $ours >/dev/null 2>/dev/null; } 2>&1 | tail -1)")
+        /usr/bin/time -f %e -o "$runs/time" $ours >/dev/null 2>&1
+        a+=("$(tail -1 "$runs/time")")
         fa+=("$(python3 -c 'import glob,json,sys; print(max((json.load(open(f)) for f in glob.glob(sys.argv[1] + "/*.json")), key=lambda r: r["finished_at"])["timings"]["fit_s"])' "$runs")")
         out=$( { /usr/bin/time -f %e $theirs; } 2>&1 )
         b+=("$(echo "$out" | tail -1)")
