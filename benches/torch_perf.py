@@ -78,6 +78,16 @@ def result(workload, batches, seconds, gflop):
     }
 
 
+def timed(batches, warm, run):
+    """Runs the first `warm` batches untimed, then the rest timed; (timed batches, seconds)."""
+    for b in batches[:warm]:
+        run(b)
+    start = time.perf_counter()
+    for b in batches[warm:]:
+        run(b)
+    return batches[warm:], time.perf_counter() - start
+
+
 def infer(spec):
     from transformers import AutoModel
 
@@ -93,15 +103,9 @@ def infer(spec):
         (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
     with torch.inference_mode():
-        for b in batches[:warm]:
-            run(b)
-        start = time.perf_counter()
-        for b in batches[warm:]:
-            run(b)
-        seconds = time.perf_counter() - start
-    timed = batches[warm:]
-    gflop = sum(flops(model.config, len(b["ids"]), max(len(s) for s in b["ids"]), False, "inference", None) for b in timed) / 1e9
-    return result("infer", timed, seconds, gflop)
+        done, seconds = timed(batches, warm, run)
+    gflop = sum(flops(model.config, len(b["ids"]), max(len(s) for s in b["ids"]), False, "inference", None) for b in done) / 1e9
+    return result("infer", done, seconds, gflop)
 
 
 def train(spec):
@@ -139,17 +143,10 @@ def train(spec):
         opt.zero_grad(set_to_none=True)
         return loss.item()
 
-    for b in batches[:warm]:
-        step(b)
-    start = time.perf_counter()
-    for b in batches[warm:]:
-        step(b)
-    seconds = time.perf_counter() - start
-    timed = batches[warm:]
+    done, seconds = timed(batches, warm, step)
     pass_ = "full" if spec["method"] == "finetune" else "frozen"
-    cfg = model.config
-    gflop = sum(flops(cfg, len(b["ids"]), max(len(s) for s in b["ids"]), True, pass_, adapters) for b in timed) / 1e9
-    return result(spec["method"], timed, seconds, gflop)
+    gflop = sum(flops(model.config, len(b["ids"]), max(len(s) for s in b["ids"]), True, pass_, adapters) for b in done) / 1e9
+    return result(spec["method"], done, seconds, gflop)
 
 
 def matmul():
