@@ -75,14 +75,23 @@ impl Csr {
         let mut out = vec![0f64; self.nrows * l];
         out.par_chunks_mut(l.max(1)).enumerate().for_each(|(i, out_row)| {
             let (cols, vals) = self.row(i);
-            for (&j, &v) in cols.iter().zip(vals) {
-                let src = &bs[j as usize * l..(j as usize + 1) * l];
-                for (o, &s) in out_row.iter_mut().zip(src) {
-                    *o += v * s;
-                }
-            }
+            row_times_dense(cols, vals, bs, out_row);
         });
         Array2::from_shape_vec((self.nrows, l), out).expect("shape")
+    }
+}
+
+/// out += Σ v·b[j] over one sparse row's (j, v), b row-major with rows as long as `out`. Built for AVX2
+/// as well as the baseline (4 doubles per instruction instead of 2), chosen at run time; no FMA
+/// contraction (Rust never fuses a·b + c by itself), so the result is the same on either path.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn row_times_dense(cols: &[u32], vals: &[f64], b: &[f64], out: &mut [f64]) {
+    let l = out.len();
+    for (&j, &v) in cols.iter().zip(vals) {
+        let src = &b[j as usize * l..(j as usize + 1) * l];
+        for (o, &s) in out.iter_mut().zip(src) {
+            *o += v * s;
+        }
     }
 }
 

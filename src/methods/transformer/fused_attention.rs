@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::kernels::{exp, fill_mask, product, slice, tensor, with_data};
+use super::kernels::{exp, fill_mask, lanes_max, lanes_sum, lanes_sum2, product, slice, tensor, with_data};
 
 pub struct Attention {
     pub heads: usize,
@@ -121,18 +121,17 @@ impl Attention {
 /// Each row of `p` (rows as long as `mask`) becomes softmax(row · scale + mask).
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn softmax_rows(p: &mut [f32], mask: &[f32], scale: f32) {
+    // Separate passes, so that each is a plain vector loop (a running max or sum inside the exp loop
+    // kept all of it scalar); the reductions run in lanes (`kernels::lanes_*`).
     for row in p.chunks_mut(mask.len()) {
-        let mut max = f32::NEG_INFINITY;
         for (v, &m) in row.iter_mut().zip(mask) {
             *v = *v * scale + m;
-            max = max.max(*v);
         }
-        let mut sum = 0f32;
+        let max = lanes_max(row);
         for v in row.iter_mut() {
             *v = exp(*v - max);
-            sum += *v;
         }
-        let inv = 1.0 / sum;
+        let inv = 1.0 / lanes_sum(row, |v| v);
         row.iter_mut().for_each(|v| *v *= inv);
     }
 }
@@ -141,7 +140,7 @@ fn softmax_rows(p: &mut [f32], mask: &[f32], scale: f32) {
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn softmax_grad_rows(dp: &mut [f32], p: &[f32], t: usize, scale: f32) {
     for (dr, pr) in dp.chunks_mut(t).zip(p.chunks(t)) {
-        let dot: f32 = dr.iter().zip(pr).map(|(a, b)| a * b).sum();
+        let dot = lanes_sum2(dr, pr, |a, b| a * b);
         for (g, &pv) in dr.iter_mut().zip(pr) {
             *g = scale * pv * (*g - dot);
         }

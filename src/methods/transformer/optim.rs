@@ -106,7 +106,24 @@ fn sum_of_squares(t: &Tensor) -> Result<f64> {
     let candle_core::Storage::Cpu(s) = &*storage else { candle_core::bail!("sum of squares: CPU tensors only") };
     let (start, end) = layout.contiguous_offsets().expect("made contiguous above");
     let data = &s.as_slice::<f32>()?[start..end];
-    Ok(data.par_chunks(CHUNK).map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()).sum())
+    // Per-chunk sums collected in order and added in order: rayon's own `sum` associates as the work was
+    // split and stolen, which could change the clipping scale in its last bits from run to run.
+    let partial: Vec<f64> = data.par_chunks(CHUNK).map(chunk_sum_of_squares).collect();
+    Ok(partial.iter().sum())
+}
+
+/// Σ x² in eight f64 lanes (a single running sum would keep the loop scalar).
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn chunk_sum_of_squares(c: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = c.chunks_exact(8);
+    let rest = chunks.remainder();
+    for x in chunks {
+        for i in 0..8 {
+            acc[i] += f64::from(x[i]) * f64::from(x[i]);
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
 }
 
 impl Fused {
