@@ -110,6 +110,11 @@ impl Linear {
     /// gradient per batch element and then sum them. On CPU the layer (with its adapter, whose base is
     /// frozen) is one fused op; elsewhere it is composed of candle ops.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        self.forward_then(x, Then::Nothing, mode)
+    }
+
+    /// `forward`, then an activation or dropout; on CPU without an adapter, inside the same op.
+    pub fn forward_then(&self, x: &Tensor, then: Then<'_>, mode: &mut Mode<'_>) -> Result<Tensor> {
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(0);
         let rows: usize = dims.iter().product();
@@ -119,10 +124,24 @@ impl Linear {
         let y = match &self.lora {
             Some(l) if cpu && frozen => {
                 let dropout = mode.dropout_key(l.dropout);
-                super::fused_lora::lora_linear(&x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?
+                let y = super::fused_lora::lora_linear(&x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?;
+                then.apply(&y, mode)?
             }
-            None if cpu => super::kernels::linear(&x2, &self.weight, &self.bias)?,
-            lora => self.composed(&x2, lora.as_ref(), mode)?,
+            None if cpu && then.fusable() => {
+                // Drawn here, where the separate dropout would draw it: the generator's sequence and
+                // so the masks are the same either way.
+                let epilogue = match then {
+                    Then::Activation(_) => super::kernels::Epilogue { gelu: true, dropout: None },
+                    Then::Dropout(p) => super::kernels::Epilogue { gelu: false, dropout: mode.dropout_key(p) },
+                    Then::Nothing => super::kernels::Epilogue::default(),
+                };
+                super::kernels::linear_then(&x2, &self.weight, &self.bias, epilogue)?
+            }
+            None if cpu => then.apply(&super::kernels::linear(&x2, &self.weight, &self.bias)?, mode)?,
+            lora => {
+                let y = self.composed(&x2, lora.as_ref(), mode)?;
+                then.apply(&y, mode)?
+            }
         };
         dims.push(y.dim(1)?);
         y.reshape(dims)
@@ -138,6 +157,32 @@ impl Linear {
                 let update = x.matmul(&l.a.as_tensor().t()?)?.matmul(&l.b.as_tensor().t()?)?;
                 y + (update * l.scale)?
             }
+        }
+    }
+}
+
+/// What follows a linear layer in the encoder.
+#[derive(Debug, Clone, Copy)]
+pub enum Then<'a> {
+    Nothing,
+    /// The config's `hidden_act`.
+    Activation(&'a str),
+    /// Dropout with this probability (in training).
+    Dropout(f64),
+}
+
+impl Then<'_> {
+    /// Whether the fused linear op can apply it: the erf GELU, dropout, or nothing.
+    fn fusable(self) -> bool {
+        !matches!(self, Then::Activation(name) if name != "gelu")
+    }
+
+    /// As separate ops, after the layer.
+    fn apply(self, y: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        match self {
+            Then::Nothing => Ok(y.clone()),
+            Then::Activation(name) => ops::activation(y, name),
+            Then::Dropout(p) => mode.dropout(y, p),
         }
     }
 }
@@ -285,12 +330,10 @@ impl Layer {
             let probs = mode.dropout(&ops::attention_softmax(&scores, bias, scale)?, cfg.attention_probs_dropout_prob)?;
             probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?
         };
-        let attended = self.attention_output.forward(&context, mode)?;
-        let attended = mode.dropout(&attended, cfg.hidden_dropout_prob)?;
+        let attended = self.attention_output.forward_then(&context, Then::Dropout(cfg.hidden_dropout_prob), mode)?;
         let x = self.attention_norm.forward(&(attended + x)?)?;
-        let inner = ops::activation(&self.intermediate.forward(&x, mode)?, &cfg.hidden_act)?;
-        let out = self.output.forward(&inner, mode)?;
-        let out = mode.dropout(&out, cfg.hidden_dropout_prob)?;
+        let inner = self.intermediate.forward_then(&x, Then::Activation(&cfg.hidden_act), mode)?;
+        let out = self.output.forward_then(&inner, Then::Dropout(cfg.hidden_dropout_prob), mode)?;
         self.output_norm.forward(&(out + x)?)
     }
 }

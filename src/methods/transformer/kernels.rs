@@ -308,6 +308,13 @@ fn gelu_rows(xs: &[f32], ys: &mut [f32]) {
     }
 }
 
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn gelu_rows_in_place(xs: &mut [f32]) {
+    for x in xs.iter_mut() {
+        *x = 0.5 * *x * (1.0 + erf(*x * FRAC_1_SQRT_2));
+    }
+}
+
 /// dx = dy · (Φ(x) + x·φ(x)), the derivative of x·Φ(x).
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn gelu_grad_rows(xs: &[f32], dys: &[f32], dxs: &mut [f32]) {
@@ -356,7 +363,25 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 /// frozen, the input still needing its gradient) it computed and summed a weight gradient nobody used,
 /// a third of the backward products. Composed, a trained layer also summed the bias gradient on one
 /// thread and copied the transposed weight.
-struct LinearOp;
+///
+/// What follows the product in BERT (GELU after the intermediate layer, dropout after the two output
+/// layers) can be applied inside the op (`Epilogue`). That saves, per layer and step, the output
+/// buffers of three element-wise ops and, in backward, candle's `zeros + gradient` accumulation into
+/// each of their inputs (one of them intermediate-sized, four times the hidden width).
+struct LinearOp {
+    epilogue: Epilogue,
+    /// x·Wᵀ + b before the GELU, kept for backward (only when a gradient can be asked for).
+    pre_activation: Option<std::sync::OnceLock<Vec<f32>>>,
+}
+
+/// What a linear layer applies to its output within the same op.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue {
+    /// The exact (erf) GELU.
+    pub gelu: bool,
+    /// Dropout (p, mask key), with the mask `dropout` would draw for that key.
+    pub dropout: Option<(f64, u64)>,
+}
 
 /// Column sums of a rows × n matrix: the bias gradient.
 #[multiversion(targets("x86_64+avx2+fma"))]
@@ -385,6 +410,20 @@ impl CustomOp3 for LinearOp {
         // SAFETY: y is rows × out (holding the bias), x rows × inp, and Wᵀ is read from W [out, inp] as
         // an inp × out matrix (row stride 1, column stride inp); sizes checked above.
         unsafe { product((rows, out, inp), y.as_mut_ptr(), out, true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true) };
+        if self.epilogue.gelu {
+            match &self.pre_activation {
+                Some(keep) => {
+                    let mut g = vec![0f32; y.len()];
+                    g.par_chunks_mut(4096).zip(y.par_chunks(4096)).for_each(|(gs, ys)| gelu_rows(ys, gs));
+                    let _ = keep.set(std::mem::replace(&mut y, g));
+                }
+                // No gradient will be taken (inference): in place, no second buffer.
+                None => y.par_chunks_mut(4096).for_each(gelu_rows_in_place),
+            }
+        }
+        if let Some((p, key)) = self.epilogue.dropout {
+            y.par_chunks_mut(4096).enumerate().for_each(|(c, ys)| mask_in_place(ys, key, c * 4096, p));
+        }
         Ok((CpuStorage::F32(y), Shape::from((rows, out))))
     }
 
@@ -395,6 +434,9 @@ impl CustomOp3 for LinearOp {
         let (dx, dw, db) = with_data(x, "linear input", |x| {
             with_data(w, "linear weight", |w| {
                 with_data(dy, "linear gradient", |dy| {
+                    // Back through the epilogue first: the gradient of x·Wᵀ + b.
+                    let through = self.epilogue_grad(dy)?;
+                    let dy = through.as_deref().unwrap_or(dy);
                     let mut dx = vec![0f32; rows * inp];
                     // SAFETY (all products): dx is rows × in, dy rows × out, W out × in, x rows × in,
                     // dW out × in, with the strides given.
@@ -418,19 +460,51 @@ impl CustomOp3 for LinearOp {
                         partial.iter().for_each(|p| add_rows(p, &mut sums));
                         sums
                     });
-                    (dx, dw, db)
+                    Ok::<_, candle_core::Error>((dx, dw, db))
                 })
             })
-        })???;
+        })????;
         let dw = dw.map(|d| tensor(d, w.shape(), w)).transpose()?;
         let db = db.map(|d| tensor(d, b.shape(), b)).transpose()?;
         Ok((Some(tensor(dx, x.shape(), x)?), dw, db))
     }
 }
 
+impl LinearOp {
+    /// dy through the dropout mask and the GELU, in reverse order of the forward pass; None when the
+    /// op has no epilogue (dy is then the product's gradient as it is).
+    fn epilogue_grad(&self, dy: &[f32]) -> Result<Option<Vec<f32>>> {
+        let mut g = match self.epilogue.dropout {
+            Some((p, key)) => {
+                let mut g = vec![0f32; dy.len()];
+                apply_mask_par(dy, &mut g, key, p, false);
+                Some(g)
+            }
+            None => None,
+        };
+        if self.epilogue.gelu {
+            let Some(pre) = self.pre_activation.as_ref().and_then(|k| k.get()) else {
+                candle_core::bail!("linear + GELU: backward without the kept pre-activation (forward ran untracked)");
+            };
+            let mut out = vec![0f32; dy.len()];
+            let src = g.as_deref().unwrap_or(dy);
+            out.par_chunks_mut(4096).zip(pre.par_chunks(4096).zip(src.par_chunks(4096))).for_each(|(os, (xs, ds))| gelu_grad_rows(xs, ds, os));
+            g = Some(out);
+        }
+        Ok(g)
+    }
+}
+
 /// x·Wᵀ + b for x [rows, in], W [out, in], b [out]; W and b get gradients when they are variables.
 pub fn linear(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp)
+    linear_then(x, weight, bias, Epilogue::default())
+}
+
+/// `linear`, then the epilogue (GELU, dropout) inside the same op.
+pub fn linear_then(x: &Tensor, weight: &Tensor, bias: &Tensor, epilogue: Epilogue) -> Result<Tensor> {
+    let tracked = x.track_op() || weight.track_op() || bias.track_op();
+    let pre_activation = (epilogue.gelu && tracked).then(std::sync::OnceLock::new);
+    x.contiguous()?.apply_op3(&weight.contiguous()?, &bias.contiguous()?, LinearOp { epilogue, pre_activation })
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -487,6 +561,15 @@ pub(super) fn apply_mask(xs: &[f32], ys: &mut [f32], key: u64, offset: usize, p:
     for (j, (y, &x)) in ys.iter_mut().zip(xs).enumerate() {
         let v = x * keep(key, offset + j, t, scale);
         *y = if accumulate { *y + v } else { v };
+    }
+}
+
+/// ys ⊙= mask for elements offset, offset + 1, ….
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn mask_in_place(ys: &mut [f32], key: u64, offset: usize, p: f64) {
+    let (t, scale) = (threshold(p), (1.0 / (1.0 - p)) as f32);
+    for (j, y) in ys.iter_mut().enumerate() {
+        *y *= keep(key, offset + j, t, scale);
     }
 }
 
@@ -639,5 +722,33 @@ pub(super) mod tests {
         let grads = linear(x.as_tensor(), &wf, &bf).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(x.as_tensor()).is_some());
         assert!(grads.get(&wf).is_none() && grads.get(&bf).is_none());
+    }
+
+    #[test]
+    fn linear_with_gelu_or_dropout_matches_the_separate_ops_and_finite_differences() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (37, 24), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 0.5, (19, 24), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.5, 19, &dev).unwrap()).unwrap();
+        let plain = linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+        let gelu = Epilogue { gelu: true, dropout: None };
+        let drop = Epilogue { gelu: false, dropout: Some((0.3, 77)) };
+        // Forward: the same values as the separate ops (the dropout mask included), tracked or not.
+        let fused = linear_then(x.as_tensor(), w.as_tensor(), b.as_tensor(), gelu).unwrap();
+        assert!(max_diff(&fused, &gelu_erf(&plain).unwrap()) < 1e-6);
+        let untracked = linear_then(&x.as_tensor().detach(), &w.as_tensor().detach(), &b.as_tensor().detach(), gelu).unwrap();
+        assert!(max_diff(&untracked, &fused) == 0.0);
+        let fused = linear_then(x.as_tensor(), w.as_tensor(), b.as_tensor(), drop).unwrap();
+        assert!(max_diff(&fused, &dropout(&plain, 0.3, 77).unwrap()) == 0.0);
+        // Backward, for x, W and b, against finite differences and against the separate ops.
+        for e in [gelu, drop] {
+            check_gradients(&[x.clone(), w.clone(), b.clone()], |t| linear_then(&t[0], &t[1], &t[2], e).unwrap(), 2e-2);
+            let separate = |t: &Tensor| if e.gelu { gelu_erf(t).unwrap() } else { dropout(t, 0.3, 77).unwrap() };
+            let g1 = linear_then(x.as_tensor(), w.as_tensor(), b.as_tensor(), e).unwrap().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = separate(&linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap()).sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &w, &b] {
+                assert!(max_diff(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4, "{e:?}");
+            }
+        }
     }
 }
