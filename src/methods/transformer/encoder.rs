@@ -201,6 +201,11 @@ impl LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
+
+    /// Of a sublayer's output plus its residual input.
+    fn forward_residual(&self, y: &Tensor, residual: &Tensor) -> Result<Tensor> {
+        ops::add_layer_norm(y, residual, &self.weight, &self.bias, self.eps)
+    }
 }
 
 struct Embeddings {
@@ -331,10 +336,10 @@ impl Layer {
             probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?
         };
         let attended = self.attention_output.forward_then(&context, Then::Dropout(cfg.hidden_dropout_prob), mode)?;
-        let x = self.attention_norm.forward(&(attended + x)?)?;
+        let x = self.attention_norm.forward_residual(&attended, x)?;
         let inner = self.intermediate.forward_then(&x, Then::Activation(&cfg.hidden_act), mode)?;
         let out = self.output.forward_then(&inner, Then::Dropout(cfg.hidden_dropout_prob), mode)?;
-        self.output_norm.forward(&(out + x)?)
+        self.output_norm.forward_residual(&out, &x)
     }
 }
 

@@ -230,6 +230,89 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
+/// Layer norm of a residual sum, LN(a + r), in one op: BERT's `norm(sublayer output + input)`. Saves the
+/// sum's buffer and pass, and in backward the add node's accumulations. A custom op takes at most three
+/// inputs, so the weight and bias come stacked as one [2, n] tensor (`add_layer_norm` stacks them;
+/// candle routes the stacked gradient back to each).
+struct AddLayerNorm {
+    eps: f32,
+}
+
+impl CustomOp3 for AddLayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-add-layer-norm"
+    }
+
+    fn cpu_fwd(&self, a_s: &CpuStorage, al: &Layout, rs: &CpuStorage, rl: &Layout, wbs: &CpuStorage, wbl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (a, r, wb) = (slice(a_s, al, "residual layer norm input")?, slice(rs, rl, "residual")?, slice(wbs, wbl, "layer norm weight and bias")?);
+        let n = wb.len() / 2;
+        if wbl.dims() != [2, n] || al.dims() != rl.dims() || al.dims().last() != Some(&n) {
+            candle_core::bail!("add + layer norm: input {:?}, residual {:?}, weight and bias {:?}", al.dims(), rl.dims(), wbl.dims());
+        }
+        let (w, b) = wb.split_at(n);
+        let mut y = vec![0f32; a.len()];
+        let rows = n * ROWS_PER_TASK;
+        y.par_chunks_mut(rows).zip(a.par_chunks(rows).zip(r.par_chunks(rows))).for_each(|(ys, (as_, rs))| add_layer_norm_rows(as_, rs, ys, w, b, self.eps));
+        Ok((CpuStorage::F32(y), al.shape().clone()))
+    }
+
+    fn bwd(&self, a: &Tensor, r: &Tensor, wb: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let n = wb.elem_count() / 2;
+        let (dx, dwb) = with_data(a, "residual layer norm input", |a| {
+            with_data(r, "residual", |r| {
+                with_data(wb, "layer norm weight and bias", |wb| {
+                    with_data(dy, "layer norm gradient", |dy| {
+                        let w = &wb[..n];
+                        let rows = n * ROWS_PER_TASK;
+                        let mut dx = vec![0f32; a.len()];
+                        // Per task: the sum recomputed, dx rows, and partial sums of dw and db.
+                        let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+                            .par_chunks_mut(rows)
+                            .zip(a.par_chunks(rows).zip(r.par_chunks(rows)).zip(dy.par_chunks(rows)))
+                            .map(|(dxs, ((as_, rs), dys))| {
+                                let xs: Vec<f32> = as_.iter().zip(rs).map(|(x, y)| x + y).collect();
+                                let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+                                layer_norm_grad_rows(&xs, dys, dxs, w, &mut dw, &mut db, self.eps);
+                                (dw, db)
+                            })
+                            .collect();
+                        let mut dwb = vec![0f32; 2 * n];
+                        for (pw, pb) in partial {
+                            dwb[..n].iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+                            dwb[n..].iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+                        }
+                        (dx, dwb)
+                    })
+                })
+            })
+        })????;
+        // The sum's gradient reaches both of its terms unchanged.
+        let dx = tensor(dx, a.shape(), a)?;
+        Ok((Some(dx.clone()), Some(dx), Some(tensor(dwb, wb.shape(), wb)?)))
+    }
+}
+
+/// LN(a + r) of whole rows: the sum is formed in the output row, then normalised in place.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn add_layer_norm_rows(as_: &[f32], rs: &[f32], ys: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = w.len();
+    for ((yr, ar), rr) in ys.chunks_mut(n).zip(as_.chunks(n)).zip(rs.chunks(n)) {
+        for i in 0..n {
+            yr[i] = ar[i] + rr[i];
+        }
+        let (mean, rstd) = moments(yr, eps);
+        for i in 0..n {
+            yr[i] = (yr[i] - mean) * rstd * w[i] + b[i];
+        }
+    }
+}
+
+/// LN(a + r) · weight + bias over the last dimension.
+pub fn add_layer_norm(a: &Tensor, r: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let wb = Tensor::stack(&[weight, bias], 0)?;
+    a.contiguous()?.apply_op3(&r.contiguous()?, &wb, AddLayerNorm { eps: eps as f32 })
+}
+
 /// Layer norm of whole rows (each `w.len()` long).
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn layer_norm_rows(xs: &[f32], ys: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
@@ -722,6 +805,19 @@ pub(super) mod tests {
         let grads = linear(x.as_tensor(), &wf, &bf).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(grads.get(x.as_tensor()).is_some());
         assert!(grads.get(&wf).is_none() && grads.get(&bf).is_none());
+    }
+
+    #[test]
+    fn add_layer_norm_matches_the_separate_ops_and_finite_differences() {
+        let dev = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, 24), &dev).unwrap()).unwrap();
+        let r = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, 24), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(1f32, 0.2, 24, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 0.2, 24, &dev).unwrap()).unwrap();
+        let fused = add_layer_norm(a.as_tensor(), r.as_tensor(), w.as_tensor(), b.as_tensor(), 1e-12).unwrap();
+        let sum = (a.as_tensor() + r.as_tensor()).unwrap();
+        assert!(max_diff(&fused, &layer_norm(&sum, w.as_tensor(), b.as_tensor(), 1e-12).unwrap()) == 0.0);
+        check_gradients(&[a.clone(), r.clone(), w.clone(), b.clone()], |t| add_layer_norm(&t[0], &t[1], &t[2], &t[3], 1e-12).unwrap(), 2e-2);
     }
 
     #[test]

@@ -17,6 +17,15 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
     }
 }
 
+/// Layer norm of the residual sum a + r.
+pub fn add_layer_norm(a: &Tensor, r: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if kernels::fusable(a) {
+        kernels::add_layer_norm(a, r, weight, bias, eps)
+    } else {
+        layer_norm_composed(&(a + r)?, weight, bias, eps)
+    }
+}
+
 /// `layer_norm` from candle ops (any device).
 pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
