@@ -77,8 +77,7 @@ pub fn fit(a: &Csr, opts: &SvdOptions, on_step: &dyn Fn()) -> Result<TruncatedSv
 
     // B = Qᵀ·A (l × n_features) = U_B·S·Vᵀ. Its l × l Gram matrix B·Bᵀ = Qᵀ·(A·(Aᵀ·Q)) is formed on the
     // document side: two sparse products and an n_docs × l × l product, where Bᵀ·B-style products on
-    // the feature side would cost n_features × l × l (ten times more on SMS's bigram vocabulary, and the
-    // bulk of the whole fit before this was changed).
+    // the feature side would cost n_features × l × l (SMS with bigrams: 43,018 features, 4,459 documents).
     let c = a.dot_dense(&at.dot_dense(&q));
     let gram = q.t().dot(&c);
     let gram = (&gram + &gram.t()) * 0.5; // symmetric up to rounding; make it exactly so for eigh
