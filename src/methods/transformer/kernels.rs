@@ -6,6 +6,9 @@
 //!
 //! Only CPU f32 tensors take these paths; `ops` falls back to the composed ops on other devices.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -202,28 +205,9 @@ impl CustomOp3 for LayerNorm {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let n = w.elem_count();
         let (dx, dw, db) = with_data(x, "layer norm input", |x| {
             with_data(w, "layer norm weight", |w| {
-                with_data(dy, "layer norm gradient", |dy| {
-                    let mut dx = vec![0f32; x.len()];
-                    // Per task: dx rows, and partial sums of dw and db, added up afterwards.
-                    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
-                        .par_chunks_mut(n * ROWS_PER_TASK)
-                        .zip(x.par_chunks(n * ROWS_PER_TASK).zip(dy.par_chunks(n * ROWS_PER_TASK)))
-                        .map(|(dxs, (xs, dys))| {
-                            let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
-                            layer_norm_grad_rows(xs, dys, dxs, w, &mut dw, &mut db, self.eps);
-                            (dw, db)
-                        })
-                        .collect();
-                    let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
-                    for (pw, pb) in partial {
-                        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
-                        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-                    }
-                    (dx, dw, db)
-                })
+                with_data(dy, "layer norm gradient", |dy| layer_norm_grad(dy, w, self.eps, |rows| Cow::Borrowed(&x[rows])))
             })
         })???;
         Ok((Some(tensor(dx, x.shape(), x)?), Some(tensor(dw, w.shape(), w)?), Some(tensor(db, w.shape(), w)?)))
@@ -262,25 +246,10 @@ impl CustomOp3 for AddLayerNorm {
             with_data(r, "residual", |r| {
                 with_data(wb, "layer norm weight and bias", |wb| {
                     with_data(dy, "layer norm gradient", |dy| {
-                        let w = &wb[..n];
-                        let rows = n * ROWS_PER_TASK;
-                        let mut dx = vec![0f32; a.len()];
-                        // Per task: the sum recomputed, dx rows, and partial sums of dw and db.
-                        let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
-                            .par_chunks_mut(rows)
-                            .zip(a.par_chunks(rows).zip(r.par_chunks(rows)).zip(dy.par_chunks(rows)))
-                            .map(|(dxs, ((as_, rs), dys))| {
-                                let xs: Vec<f32> = as_.iter().zip(rs).map(|(x, y)| x + y).collect();
-                                let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
-                                layer_norm_grad_rows(&xs, dys, dxs, w, &mut dw, &mut db, self.eps);
-                                (dw, db)
-                            })
-                            .collect();
-                        let mut dwb = vec![0f32; 2 * n];
-                        for (pw, pb) in partial {
-                            dwb[..n].iter_mut().zip(pw).for_each(|(a, b)| *a += b);
-                            dwb[n..].iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-                        }
+                        // Each task's sum is formed again from the two terms rather than kept from forward.
+                        let sum = |rows: Range<usize>| Cow::Owned(a[rows.clone()].iter().zip(&r[rows]).map(|(x, y)| x + y).collect());
+                        let (dx, mut dwb, db) = layer_norm_grad(dy, &wb[..n], self.eps, sum);
+                        dwb.extend(db);
                         (dx, dwb)
                     })
                 })
@@ -311,6 +280,32 @@ fn add_layer_norm_rows(as_: &[f32], rs: &[f32], ys: &mut [f32], w: &[f32], b: &[
 pub fn add_layer_norm(a: &Tensor, r: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let wb = Tensor::stack(&[weight, bias], 0)?;
     a.contiguous()?.apply_op3(&r.contiguous()?, &wb, AddLayerNorm { eps: eps as f32 })
+}
+
+/// Layer-norm gradients of all rows: dx, dw and db. Each task takes ROWS_PER_TASK rows, gets its input
+/// rows from `x_rows` (borrowed, or formed on the spot), and sums its own dw and db; those partial sums
+/// are added in task order, so the result does not depend on the thread count.
+fn layer_norm_grad<'a>(dy: &[f32], w: &[f32], eps: f32, x_rows: impl Fn(Range<usize>) -> Cow<'a, [f32]> + Sync) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let n = w.len();
+    let task = n * ROWS_PER_TASK;
+    let mut dx = vec![0f32; dy.len()];
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(task)
+        .zip(dy.par_chunks(task))
+        .enumerate()
+        .map(|(i, (dxs, dys))| {
+            let xs = x_rows(i * task..i * task + dys.len());
+            let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+            layer_norm_grad_rows(&xs, dys, dxs, w, &mut dw, &mut db, eps);
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0f32; n], vec![0f32; n]);
+    for (pw, pb) in partial {
+        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    (dx, dw, db)
 }
 
 /// Layer norm of whole rows (each `w.len()` long).
@@ -384,17 +379,23 @@ fn erf(x: f32) -> f32 {
     x * p / q
 }
 
+/// x · Φ(x).
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
+}
+
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn gelu_rows(xs: &[f32], ys: &mut [f32]) {
     for (y, &x) in ys.iter_mut().zip(xs) {
-        *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+        *y = gelu(x);
     }
 }
 
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn gelu_rows_in_place(xs: &mut [f32]) {
     for x in xs.iter_mut() {
-        *x = 0.5 * *x * (1.0 + erf(*x * FRAC_1_SQRT_2));
+        *x = gelu(*x);
     }
 }
 
