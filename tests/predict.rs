@@ -63,6 +63,18 @@ fn lora_run_predicts_from_its_adapter() {
     check_predict_matches_record("  kind: lora\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-3\n", &["adapter_model.safetensors", "adapter_config.json"]);
 }
 
+// With mean pooling the head reads other states than BertForSequenceClassification's; predict must pool
+// as the run did, from the record, for both ways a model is rebuilt.
+#[test]
+fn mean_pooled_finetuned_run_predicts_as_it_was_trained() {
+    check_predict_matches_record("  kind: finetune\n  pooling: mean\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-4\n", &["config.json", "model.safetensors"]);
+}
+
+#[test]
+fn mean_pooled_lora_run_predicts_as_it_was_trained() {
+    check_predict_matches_record("  kind: lora\n  pooling: mean\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-3\n", &["adapter_model.safetensors"]);
+}
+
 #[test]
 fn lsa_runs_keep_no_model() {
     let sb = Sandbox::new();

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use textbench::methods::transformer::backbone::Backbone;
 use textbench::methods::transformer::cache::ModelCache;
 use textbench::methods::transformer::classifier::Classifier;
-use textbench::methods::transformer::encoder::Mode;
+use textbench::methods::transformer::encoder::{Mode, Pooling};
 use textbench::methods::transformer::params::{LoraSettings, LoraTarget, TrainParams};
 use textbench::methods::transformer::train;
 use textbench::methods::{Examples, FitContext};
@@ -25,12 +25,11 @@ fn sum_abs(t: &Tensor) -> f32 {
     t.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
 }
 
-#[test]
-fn one_finetuning_step_reaches_every_weight() {
+/// One full-fine-tuning step's gradients; the names of trainable tensors whose gradient is missing or zero.
+fn weights_without_gradient(pooling: Pooling) -> (usize, Vec<String>) {
     let dev = Device::Cpu;
     let (backbone, weights) = Backbone::load(&minilm(), 64, true, &dev).unwrap();
-    let model = Classifier::new(backbone, weights, 0, &dev).unwrap();
-    assert_eq!(model.trainable.len(), 101 + 2 + 2, "encoder, pooler and classifier tensors");
+    let model = Classifier::new(backbone, weights, pooling, 0, &dev).unwrap();
     let ids = model.backbone.tokenize(&["WINNER! claim your prize", "lunch at one?", "free entry, txt WIN now"]).unwrap();
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (tok, mask) = model.backbone.batch(&refs, &dev).unwrap();
@@ -38,8 +37,22 @@ fn one_finetuning_step_reaches_every_weight() {
     let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut rng) }).unwrap();
     let labels = Tensor::new(&[1u32, 0, 1], &dev).unwrap();
     let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
-    let missing: Vec<&str> =
-        model.trainable.iter().filter(|(_, v)| grads.get(v.as_tensor()).map_or(true, |g| !(sum_abs(g) > 0.0))).map(|(n, _)| n.as_str()).collect();
+    let missing =
+        model.trainable.iter().filter(|(_, v)| grads.get(v.as_tensor()).map_or(true, |g| !(sum_abs(g) > 0.0))).map(|(n, _)| n.clone()).collect();
+    (model.trainable.len(), missing)
+}
+
+#[test]
+fn one_finetuning_step_reaches_every_weight() {
+    let (count, missing) = weights_without_gradient(Pooling::Cls);
+    assert_eq!(count, 101 + 2 + 2, "encoder, pooler and classifier tensors");
+    assert!(missing.is_empty(), "no gradient for {missing:?}");
+}
+
+#[test]
+fn mean_pooling_trains_every_weight_but_the_bypassed_pooler() {
+    let (count, missing) = weights_without_gradient(Pooling::Mean);
+    assert_eq!(count, 101 + 2, "encoder and classifier tensors; the pooler is not read");
     assert!(missing.is_empty(), "no gradient for {missing:?}");
 }
 
@@ -97,7 +110,7 @@ fn lora_parameter_count_follows_the_formula() {
     ];
     for (r, targets) in cases {
         let (backbone, weights) = Backbone::load(&minilm(), 32, false, &dev).unwrap();
-        let mut model = Classifier::new(backbone, weights, 0, &dev).unwrap();
+        let mut model = Classifier::new(backbone, weights, Pooling::Cls, 0, &dev).unwrap();
         model.add_lora(&LoraSettings { rank: r, alpha: 16.0, dropout: 0.0, targets: targets.clone() }, 0, &dev).unwrap();
         let per_layer: usize = targets
             .iter()

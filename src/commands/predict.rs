@@ -49,13 +49,13 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
     let probs = match &record.config.method {
         MethodConfig::Frozen(p) => frozen_probs(p, &artifact, record.method_details["backbone_sha256"].as_str(), g, &texts)?,
         MethodConfig::Finetune(p) => {
-            let model = Classifier::load_finetuned(&artifact, p.max_length, &dev)?;
+            let model = Classifier::load_finetuned(&artifact, p.max_length, p.pooling, &dev)?;
             model.predict_ids(&model.backbone.tokenize(&texts)?, 64, &dev, &|_| {})?
         }
         MethodConfig::Lora(p) => {
             let dir = locate(&p.backbone, &g.models_dir)?;
             let (backbone, weights) = Backbone::load(&dir, p.max_length, false, &dev)?;
-            let mut model = Classifier::new(backbone, weights, 0, &dev)?;
+            let mut model = Classifier::new(backbone, weights, p.pooling, 0, &dev)?;
             model.add_lora(p.lora.as_ref().context("a lora run has lora settings")?, 0, &dev)?;
             model.set_trainable(&load_lora_tensors(&artifact)?)?;
             model.predict_ids(&model.backbone.tokenize(&texts)?, 64, &dev, &|_| {})?

@@ -11,6 +11,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use super::classifier::Classifier;
+use super::encoder::Pooling;
 use super::params::{LoraSettings, LoraTarget};
 use crate::error::ModelError;
 
@@ -95,6 +96,11 @@ pub fn save_finetuned(model: &Classifier, dir: &Path) -> Result<(), ModelError> 
     config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
     config["id2label"] = serde_json::json!({"0": "negative", "1": "positive"});
     config["label2id"] = serde_json::json!({"negative": 0, "positive": 1});
+    if model.pooling == Pooling::Mean {
+        // Transformers keeps unknown keys as attributes; this one warns a reader that the head was trained on
+        // mean-pooled states, which BertForSequenceClassification does not compute.
+        config["textbench_pooling"] = serde_json::json!("mean");
+    }
     let path = dir.join("config.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))?;
     let tok = model.backbone.dir.join("tokenizer.json");

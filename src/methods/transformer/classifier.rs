@@ -1,6 +1,8 @@
 //! A sequence classifier on the encoder, laid out as Hugging Face's BertForSequenceClassification
 //! (so a saved model or adapter loads there): the [CLS] state through the pooler (dense + tanh), dropout,
 //! and a two-way linear classifier; the probability of the positive class is softmax(logits)[1].
+//! With `pooling: mean` the head reads the mean of the real tokens' states instead, and the pooler is
+//! neither used nor trained (the saved weights keep the same names; only the pooling differs).
 
 use std::collections::HashMap;
 
@@ -10,13 +12,14 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::backbone::Backbone;
-use super::encoder::{Linear, LoraAdapter, Mode, Weights};
+use super::encoder::{pool, Linear, LoraAdapter, Mode, Pooling, Weights};
 use super::params::{LoraSettings, LoraTarget};
 
 pub struct Classifier {
     pub backbone: Backbone,
     pub pooler: Linear,
     pub head: Linear,
+    pub pooling: Pooling,
     /// Every trainable tensor by its Hugging Face name (the head as `classifier.weight`, …).
     pub trainable: Vec<(String, Var)>,
 }
@@ -29,7 +32,7 @@ impl Classifier {
     /// Builds the classifier on a loaded backbone. The checkpoint's pooler is used when it has one
     /// (trainable exactly when the backbone is); the head is new: N(0, 0.02) weights and zero bias, as
     /// Hugging Face initialises it.
-    pub fn new(backbone: Backbone, mut weights: Weights, seed: u64, device: &Device) -> Result<Classifier> {
+    pub fn new(backbone: Backbone, mut weights: Weights, pooling: Pooling, seed: u64, device: &Device) -> Result<Classifier> {
         let h = backbone.encoder.config.hidden_size;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(7);
@@ -51,16 +54,20 @@ impl Classifier {
         let head = fresh(2, "classifier", &mut new_vars)?;
         let mut trainable = std::mem::take(&mut weights.vars);
         trainable.extend(new_vars);
-        Ok(Classifier { backbone, pooler, head, trainable })
+        if pooling == Pooling::Mean {
+            // Mean pooling bypasses the pooler: it would get no gradient, so it is not trained.
+            trainable.retain(|(name, _)| !name.starts_with("pooler."));
+        }
+        Ok(Classifier { backbone, pooler, head, pooling, trainable })
     }
 
     /// Rebuilds a classifier saved by `artifact::save_finetuned` (a BertForSequenceClassification folder).
-    pub fn load_finetuned(dir: &std::path::Path, max_length: usize, device: &Device) -> std::result::Result<Classifier, crate::error::ModelError> {
+    pub fn load_finetuned(dir: &std::path::Path, max_length: usize, pooling: Pooling, device: &Device) -> std::result::Result<Classifier, crate::error::ModelError> {
         let (backbone, mut weights) = Backbone::load(dir, max_length, false, device)?;
         let h = backbone.encoder.config.hidden_size;
         let pooler = Linear::load(&mut weights, "pooler.dense", h, h)?;
         let head = Linear::load(&mut weights, "classifier", h, 2)?;
-        Ok(Classifier { backbone, pooler, head, trainable: Vec::new() })
+        Ok(Classifier { backbone, pooler, head, pooling, trainable: Vec::new() })
     }
 
     /// Overwrites trainable tensors (adapters, classifier) with saved values, matched by name.
@@ -115,8 +122,10 @@ impl Classifier {
     /// Logits [batch, 2].
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let hidden = self.backbone.encoder.forward(ids, mask, mode)?;
-        let cls = hidden.narrow(1, 0, 1)?.squeeze(1)?;
-        let pooled = self.pooler.forward(&cls, mode)?.tanh()?;
+        let pooled = match self.pooling {
+            Pooling::Cls => self.pooler.forward(&pool(&hidden, mask, Pooling::Cls)?, mode)?.tanh()?,
+            Pooling::Mean => pool(&hidden, mask, Pooling::Mean)?,
+        };
         let pooled = mode.dropout(&pooled, self.backbone.encoder.config.hidden_dropout_prob)?;
         self.head.forward(&pooled, mode)
     }

@@ -354,6 +354,12 @@ pub enum Pooling {
     Cls,
 }
 
+impl Pooling {
+    pub fn is_cls(&self) -> bool {
+        *self == Pooling::Cls
+    }
+}
+
 pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
     match pooling {
         Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),

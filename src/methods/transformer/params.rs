@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::encoder::Pooling;
+
 /// Where a transformer method runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +109,12 @@ pub struct TrainParams {
     /// LoRA only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSettings>,
+    /// What the classification head reads: `cls` (the [CLS] state through the checkpoint's pooler, as
+    /// BertForSequenceClassification does; the default) or `mean` (the mean over real tokens, the
+    /// representation sentence-transformers checkpoints such as MiniLM were trained to produce). Left out
+    /// of the stored configuration when it is the default, so earlier runs keep their identities.
+    #[serde(skip_serializing_if = "Pooling::is_cls")]
+    pub pooling: Pooling,
     /// Choose the epoch on data held out of the training split (never on the evaluation split), and
     /// optionally stop when it stops improving. Off unless given.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +165,7 @@ impl Default for TrainParams {
             log_every: 50,
             device: DeviceChoice::Cpu,
             lora: None,
+            pooling: Pooling::Cls,
             early_stopping: None,
         }
     }
@@ -198,6 +207,8 @@ impl TrainParams {
                     Err(("lora", "lora.alpha must be a positive number".into()))
                 } else if !(0.0..1.0).contains(&l.dropout) {
                     Err(("lora", "lora.dropout is a probability in [0, 1)".into()))
+                } else if self.pooling == Pooling::Mean && l.targets.contains(&LoraTarget::Pooler) {
+                    Err(("lora", "lora.targets names pooler, but pooling: mean bypasses the pooler; drop one of the two".into()))
                 } else if l.targets.is_empty() {
                     Err(("lora", "lora.targets needs at least one layer (query, key, value, attention_output, intermediate, output, pooler)".into()))
                 } else {

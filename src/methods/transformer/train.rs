@@ -161,7 +161,7 @@ impl Trainer {
 pub fn build(kind: &str, p: &TrainParams, models_dir: &std::path::Path, seed: u64, device: &Device) -> Result<Classifier, MethodError> {
     let dir = locate(&p.backbone, models_dir)?;
     let (backbone, weights) = Backbone::load(&dir, p.max_length, kind == "finetune", device)?;
-    let mut model = Classifier::new(backbone, weights, seed, device).map_err(ModelError::from)?;
+    let mut model = Classifier::new(backbone, weights, p.pooling, seed, device).map_err(ModelError::from)?;
     if let Some(lora) = &p.lora {
         model.add_lora(lora, seed, device).map_err(ModelError::from)?;
     }
