@@ -250,6 +250,21 @@ pub enum DatasetsAction {
         sms: UCI's smsspamcollection zip; enron: the authors' enron1-6 tarballs.\n\
         jigsaw and sms-kaggle need a Kaggle login: the command says how to get them.")]
     Fetch(FetchArgs),
+    /// Write the training and evaluation split a spec's runs use, as JSONL, for other tools to train on.
+    #[command(after_help = "Examples:\n  bench datasets split experiments/jigsaw-finetune.yaml --out /tmp/jigsaw-split\n\n\
+        Writes <out>/train.jsonl and <out>/eval.jsonl, one {\"text\": ..., \"label\": 0|1} per line (1: the\n\
+        positive class), the examples in the order textbench reads them. A notebook trained on these files\n\
+        is compared with textbench's runs on identical data, not merely on the same fraction and seed.")]
+    Split(SplitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// The spec whose dataset section (data, balance, split, seed) decides the split.
+    pub spec: PathBuf,
+    /// The folder to write train.jsonl and eval.jsonl into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

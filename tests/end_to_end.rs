@@ -166,3 +166,29 @@ fn stale_temporaries_of_killed_runs_are_cleaned_up() {
     assert!(fresh.exists(), "a recent one may belong to a run in flight");
     sb.bench().args(["list"]).assert().success().stderr(predicate::str::contains("partial").not());
 }
+
+#[test]
+fn exported_split_is_the_split_the_runs_use() {
+    let sb = Sandbox::new();
+    let spec = smoke_spec(&sb, "  accuracy: 0.5\n");
+    sb.bench().args(["-q", "run"]).arg(&spec).assert().success();
+    let r = read_json(&sb.records()[0]);
+    let out = sb.path().join("split");
+    sb.bench().args(["datasets", "split"]).arg(&spec).arg("--out").arg(&out).assert().success().stdout(predicate::str::contains(r["data"]["fingerprint"].as_str().unwrap()));
+    let rows = |name: &str| -> Vec<serde_json::Value> { std::fs::read_to_string(out.join(name)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let (train, eval) = (rows("train.jsonl"), rows("eval.jsonl"));
+    assert_eq!(train.len() as u64, r["data"]["train"]["examples"].as_u64().unwrap());
+    assert_eq!(train.iter().filter(|x| x["label"] == 1).count() as u64, r["data"]["train"]["positives"].as_u64().unwrap());
+    // The evaluation file lists the examples the run predicted, in its order, with its labels and texts.
+    let preds = r["predictions"].as_array().unwrap();
+    assert_eq!(eval.len(), preds.len());
+    for (row, p) in eval.iter().zip(preds) {
+        assert_eq!(row["label"] == 1, p["label"].as_bool().unwrap());
+        if let Some(text) = p["text"].as_str() {
+            assert_eq!(row["text"].as_str().unwrap(), text);
+        }
+    }
+    assert!(preds.iter().any(|p| p["text"].is_string()), "the record keeps some texts to compare");
+    // Together they are the whole file (the smoke sample repeats some texts, so rows are counted, not texts).
+    assert_eq!((train.len() + eval.len()) as u64, r["data"]["loaded"]["examples"].as_u64().unwrap());
+}

@@ -1,14 +1,16 @@
 use anyhow::Result;
 
-use crate::cli::{DatasetsAction, DatasetsArgs, FetchArgs, GlobalArgs};
+use crate::cli::{DatasetsAction, DatasetsArgs, FetchArgs, GlobalArgs, SplitArgs};
+use crate::data::split::prepare;
 use crate::data::{self, catalog, fetch, DataLocation};
 use crate::error::UsageError;
 use crate::progress::Progress;
-use crate::spec::{DataSource, DatasetConfig, DatasetName, Encoding, SplitConfig};
+use crate::spec::{DataSource, DatasetConfig, DatasetName, Encoding, Spec, SplitConfig};
 
 pub fn run(args: &DatasetsArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
     match &args.action {
         Some(DatasetsAction::Fetch(f)) => fetch_one(f, g, progress),
+        Some(DatasetsAction::Split(a)) => export_split(a, g, progress),
         None => survey(g, progress),
     }
 }
@@ -84,5 +86,35 @@ fn fetch_one(args: &FetchArgs, g: &GlobalArgs, progress: &Progress) -> Result<i3
         let what = if o.downloaded { "downloaded and verified" } else { "already present and verified" };
         println!("{}: {what}", o.path.display());
     }
+    Ok(0)
+}
+
+/// One `{"text", "label"}` object per line: JSONL keeps multi-line comments on one line each.
+fn jsonl(texts: &[String], labels: &[bool]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (text, &label) in texts.iter().zip(labels) {
+        serde_json::to_writer(&mut out, &serde_json::json!({ "text": text, "label": label as u8 })).expect("a string and a number serialise");
+        out.push(b'\n');
+    }
+    out
+}
+
+fn export_split(args: &SplitArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
+    let spec = Spec::load(&args.spec)?;
+    let cfg = &spec.runs.first().ok_or_else(|| UsageError(format!("{} expands to no runs", args.spec.display())))?.config.dataset;
+    // Runs differ only in method and seed unless the spec sweeps the dataset section; then there is no one split.
+    let same = |c: &DatasetConfig| serde_json::to_value(c).ok() == serde_json::to_value(cfg).ok();
+    if !spec.runs.iter().all(|r| same(&r.config.dataset)) {
+        return Err(UsageError(format!("{} sweeps its dataset section, so its runs use different splits; export from a spec with one", args.spec.display())).into());
+    }
+    let loc = DataLocation { data_dir: g.data_dir.clone(), spec_dir: spec.dir() };
+    let prepared = prepare(cfg, &data::load(cfg, &loc, progress)?)?;
+    for (name, texts, labels) in [("train.jsonl", &prepared.train_texts, &prepared.train_labels), ("eval.jsonl", &prepared.eval_texts, &prepared.eval_labels)] {
+        let dest = args.out.join(name);
+        fetch::write_atomically(&args.out, &dest, &jsonl(texts, labels))?;
+        let positives = labels.iter().filter(|&&l| l).count();
+        println!("{}: {} examples ({positives} positive)", dest.display(), texts.len());
+    }
+    println!("data fingerprint {} (the runs' records carry the same)", prepared.summary.fingerprint);
     Ok(0)
 }

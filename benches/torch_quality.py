@@ -1,0 +1,128 @@
+"""PyTorch's quality on textbench's exact split: full fine-tuning or LoRA of a BERT-family checkpoint on the
+files `bench datasets split SPEC --out DIR` writes, evaluated on every example of the evaluation split.
+
+    python benches/torch_quality.py DIR MODEL_DIR [--lora] [--epochs 1] [--lr 5e-5] [--batch-size 16]
+                                    [--max-length 128] [--seed 42]
+
+The recipe is textbench's `finetune` / `lora` defaults, so a difference in accuracy is the engine's, not
+the data's or the recipe's: AutoModelForSequenceClassification ([CLS] -> pooler -> fresh 2-way head),
+AdamW with weight decay 0.01 on weights only, 6% linear warm-up then linear decay, gradient clipping at
+1.0, shuffled batches padded to their longest text (DataCollatorWithPadding's practice); LoRA r=8,
+alpha 16, dropout 0.1 on query, key, value and every dense layer of the encoder (peft). Prints one JSON
+line: accuracy, F1 of the positive class, AUROC, and the training samples/s.
+"""
+import argparse
+import json
+import random
+import time
+
+import torch
+
+
+def read_jsonl(path):
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return [r["text"] for r in rows], [int(r["label"]) for r in rows]
+
+
+def auroc(labels, scores):
+    """Mann-Whitney U over average ranks (ties share their rank)."""
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = sum(labels)
+    neg = len(labels) - pos
+    rank_sum = sum(r for r, l in zip(ranks, labels) if l)
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg)
+
+
+def metrics(labels, probs):
+    pred = [p > 0.5 for p in probs]
+    tp = sum(1 for p, l in zip(pred, labels) if p and l)
+    fp = sum(1 for p, l in zip(pred, labels) if p and not l)
+    fn = sum(1 for p, l in zip(pred, labels) if not p and l)
+    correct = sum(1 for p, l in zip(pred, labels) if p == bool(l))
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return {"accuracy": correct / len(labels), "f1": f1, "auroc": auroc(labels, probs)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("split_dir")
+    ap.add_argument("model_dir")
+    ap.add_argument("--lora", action="store_true")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--seed", type=int, default=42)
+    args = ap.parse_args()
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    tok = AutoTokenizer.from_pretrained(args.model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
+    if args.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=targets))
+    train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
+    eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
+    encode = lambda texts: tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
+    train_ids, eval_ids = encode(train_texts), encode(eval_texts)
+
+    def batch(ids):
+        width = max(len(s) for s in ids)
+        input_ids = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in ids])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids])
+        return input_ids, mask
+
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in trainable if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
+        {"params": [p for n, p in trainable if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=args.lr)
+    steps_per_epoch = -(-len(train_ids) // args.batch_size)
+    total = args.epochs * steps_per_epoch
+    sched = get_linear_schedule_with_warmup(optim, int(0.06 * total + 0.999), total)
+    started = time.perf_counter()
+    model.train()
+    for _ in range(args.epochs):
+        order = list(range(len(train_ids)))
+        random.shuffle(order)
+        for start in range(0, len(order), args.batch_size):
+            idx = order[start : start + args.batch_size]
+            input_ids, mask = batch([train_ids[i] for i in idx])
+            out = model(input_ids=input_ids, attention_mask=mask, labels=torch.tensor([train_labels[i] for i in idx]))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad()
+    train_s = time.perf_counter() - started
+
+    model.eval()
+    probs = []
+    with torch.inference_mode():
+        for start in range(0, len(eval_ids), 64):
+            input_ids, mask = batch(eval_ids[start : start + 64])
+            probs += torch.softmax(model(input_ids=input_ids, attention_mask=mask).logits, -1)[:, 1].tolist()
+    result = metrics(eval_labels, probs)
+    result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
+                  eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
