@@ -524,6 +524,15 @@ mod tests {
     }
 
     #[test]
+    fn lora_on_a_pooler_that_mean_pooling_bypasses_is_rejected() {
+        let src = "dataset:\n  name: sms\nmethod:\n  kind: lora\n  pooling: mean\n  lora:\n    targets: [query, pooler]\n";
+        let err = Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:") && err.contains("pooling: mean bypasses the pooler"), "{err}");
+        let ok = src.replace("pooling: mean", "pooling: cls");
+        assert_eq!(Spec::parse(Path::new("s.yaml"), &ok).unwrap().runs.len(), 1);
+    }
+
+    #[test]
     fn bad_sweep_key_lists_settings() {
         let src = format!("{BASE}sweep:\n  method.nope: [1]\n");
         let err = Spec::parse(Path::new("s.yaml"), &src).unwrap_err().to_string();
