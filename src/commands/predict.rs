@@ -53,10 +53,8 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
             model.predict_ids(&model.backbone.tokenize(&texts)?, 64, &dev, &|_| {})?
         }
         MethodConfig::Lora(p) => {
-            let dir = locate(&p.backbone, &g.models_dir)?;
-            let (backbone, weights) = Backbone::load(&dir, p.max_length, false, &dev)?;
-            let mut model = Classifier::new(backbone, weights, p.pooling, 0, &dev)?;
-            model.add_lora(p.lora.as_ref().context("a lora run has lora settings")?, 0, &dev)?;
+            // Built as training built it (same backbone, pooling and adapters), then given the saved values.
+            let model = crate::methods::transformer::train::build("lora", p, &g.models_dir, 0, &dev)?;
             model.set_trainable(&load_lora_tensors(&artifact)?)?;
             model.predict_ids(&model.backbone.tokenize(&texts)?, 64, &dev, &|_| {})?
         }
