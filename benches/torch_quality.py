@@ -18,6 +18,9 @@ import time
 
 import torch
 
+# Run as a script from benches/, so its sibling is importable: one padding and one LoRA target table.
+from torch_perf import TARGETS, pad
+
 
 def read_jsonl(path):
     with open(path, encoding="utf-8") as f:
@@ -74,18 +77,14 @@ def main():
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
-        targets = r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense|output\.dense)"
+        targets = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS.values()) + ")"
         model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=targets))
     train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
     eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
     encode = lambda texts: tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
     train_ids, eval_ids = encode(train_texts), encode(eval_texts)
 
-    def batch(ids):
-        width = max(len(s) for s in ids)
-        input_ids = torch.tensor([s + [tok.pad_token_id] * (width - len(s)) for s in ids])
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in ids])
-        return input_ids, mask
+    batch = lambda ids: pad(ids, tok.pad_token_id)
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
