@@ -63,14 +63,20 @@ pub fn fit(a: &Csr, opts: &SvdOptions, on_step: &dyn Fn()) -> Result<TruncatedSv
     let max_rank = a.nrows.min(a.ncols);
     let k = opts.components.min(max_rank);
     let l = (k + opts.oversamples).min(max_rank);
-    let at = a.transpose();
 
     let omega = gaussian(a.ncols, l, opts.seed);
-    let mut q = orthonormalize(&a.dot_dense(&omega))?;
+    let mut y = a.dot_dense(&omega);
+    let mut q = orthonormalize(&y)?;
     on_step();
+    // One buffer for each product, reused across iterations rather than allocated and faulted in
+    // each time (Enron's n_features × l block is 240 MB).
+    let mut z = omega;
     for _ in 0..opts.iterations {
-        let z = at.dot_dense(&q);
-        q = orthonormalize(&a.dot_dense(&z))?;
+        reshape_buffer(&mut z, a.ncols, q.ncols());
+        a.transpose_dot_dense_into(&q, &mut z);
+        reshape_buffer(&mut y, a.nrows, q.ncols());
+        a.dot_dense_into(&z, &mut y);
+        q = orthonormalize(&y)?;
         on_step();
     }
     let q = orthonormalize(&q)?; // second pass: orthogonal to working precision
@@ -78,7 +84,9 @@ pub fn fit(a: &Csr, opts: &SvdOptions, on_step: &dyn Fn()) -> Result<TruncatedSv
     // B = Qᵀ·A (l × n_features) = U_B·S·Vᵀ. Its l × l Gram matrix B·Bᵀ = Qᵀ·(A·(Aᵀ·Q)) is formed on the
     // document side: two sparse products and an n_docs × l × l product, where Bᵀ·B-style products on
     // the feature side would cost n_features × l × l (SMS with bigrams: 43,018 features, 4,459 documents).
-    let c = a.dot_dense(&at.dot_dense(&q));
+    reshape_buffer(&mut z, a.ncols, q.ncols());
+    a.transpose_dot_dense_into(&q, &mut z);
+    let c = a.dot_dense(&z);
     let gram = q.t().dot(&c);
     let gram = (&gram + &gram.t()) * 0.5; // symmetric up to rounding; make it exactly so for eigh
     let (vals, vecs) = gram.eigh_into()?;
@@ -90,10 +98,18 @@ pub fn fit(a: &Csr, opts: &SvdOptions, on_step: &dyn Fn()) -> Result<TruncatedSv
     for (mut col, &sv) in scaled.axis_iter_mut(Axis(1)).zip(s.iter()) {
         col /= sv;
     }
-    let mut v = at.dot_dense(&q.dot(&scaled));
+    let mut v = a.transpose_dot_dense(&q.dot(&scaled));
     flip_signs(&mut v);
     on_step();
     Ok(TruncatedSvd { components: v, singular_values: s })
+}
+
+/// Makes `buf` rows × cols, keeping its allocation when it already is: the basis loses columns when the
+/// matrix has lower rank than asked for.
+fn reshape_buffer(buf: &mut Array2<f64>, rows: usize, cols: usize) {
+    if buf.dim() != (rows, cols) {
+        *buf = Array2::zeros((rows, cols));
+    }
 }
 
 /// Sign convention: the largest entry of each component (column) is positive, as scikit-learn's
