@@ -1,0 +1,108 @@
+"""Reference gradients for tests/gradient_parity.rs: one cross-entropy backward pass of PyTorch's
+BertForSequenceClassification over a fixed batch, dropout off, with a classifier head set by a formula
+both sides can compute (a fresh head would be random); then the same with peft LoRA adapters (r 8,
+alpha 16, on query, key, value and every dense layer of the encoder: torch_perf's TARGETS), set by formula too (at peft's
+initialisation B is zero, and A would get no gradient).
+
+    python benches/torch_gradients.py MODEL_DIR OUT.json
+
+For every parameter it stores the gradient's L2 norm, sum, largest magnitude and its dot product with a
+fixed probe vector (sin(0.37 i) over the flattened tensor), which together catch a wrong term anywhere in
+the tensor without storing 22.7M numbers.
+"""
+import json
+import sys
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from torch_perf import TARGETS
+
+TEXTS = [
+    "WINNER!! As a valued network customer you have been selected to receive a £900 prize reward!",
+    "I'll be late, the bus broke down. Save me some dinner?",
+    "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121",
+    "ok",
+]
+LABELS = [1, 0, 1, 0]
+
+
+def probe(n):
+    return torch.sin(0.37 * torch.arange(n, dtype=torch.float64))
+
+
+def fill(t, scale, phase):
+    # t.flatten()[i] = scale · sin(0.1 · i + phase): the same formula in the Rust test.
+    with torch.no_grad():
+        t.copy_((scale * torch.sin(0.1 * torch.arange(t.numel(), dtype=torch.float64) + phase)).reshape(t.shape))
+
+
+def summaries(named):
+    out = {}
+    for name, p in named:
+        if p.grad is None:
+            continue
+        g = p.grad.detach().double().flatten()
+        out[name] = {
+            "norm": g.norm().item(),
+            "sum": g.sum().item(),
+            "max_abs": g.abs().max().item(),
+            "probe": g.dot(probe(g.numel())).item(),
+        }
+    return out
+
+
+def step(model, tok):
+    enc = tok(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    logits = model(**enc).logits
+    loss = F.cross_entropy(logits, torch.tensor(LABELS))
+    loss.backward()
+    return loss.item(), logits.tolist()
+
+
+def classifier(model_dir):
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2).float()
+    model.eval()  # dropout off; autograd still records
+    fill(model.classifier.weight, 0.02, 0.5)
+    with torch.no_grad():
+        model.classifier.bias.zero_()
+    return model
+
+
+def main():
+    model_dir, out = sys.argv[1], sys.argv[2]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+
+    model = classifier(model_dir)
+    loss, logits = step(model, tok)
+    full = {"loss": loss, "logits": logits, "gradients": {n.removeprefix("bert."): g for n, g in summaries(model.named_parameters()).items()}}
+
+    from peft import LoraConfig, get_peft_model
+
+    targets = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS.values()) + ")"
+    model = get_peft_model(classifier(model_dir), LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets))
+    model.eval()
+    for name, p in model.named_parameters():
+        if ".lora_A." in name:
+            fill(p, 0.05, 0.3)
+        elif ".lora_B." in name:
+            fill(p, 0.02, 0.7)
+    loss, logits = step(model, tok)
+
+    def ours(name):
+        # base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.default.weight → encoder.layer.0
+        # .attention.self.query.lora_A.weight; the head is peft's trainable copy of the classifier.
+        name = name.removeprefix("base_model.model.").removeprefix("bert.")
+        return name.replace(".default.", ".").replace("classifier.modules_to_save.", "classifier.")
+
+    lora = {"loss": loss, "logits": logits, "gradients": {ours(n): g for n, g in summaries(model.named_parameters()).items()}}
+    ref = {"model": "all-MiniLM-L6-v2", "torch": torch.__version__, "texts": TEXTS, "labels": LABELS, "finetune": full, "lora": lora}
+    with open(out, "w") as f:
+        json.dump(ref, f, indent=1)
+    print(f"finetune loss {full['loss']:.6f}, {len(full['gradients'])} gradients; "
+          f"lora loss {lora['loss']:.6f}, {len(lora['gradients'])} gradients; written to {out}")
+
+
+if __name__ == "__main__":
+    main()
