@@ -1,6 +1,6 @@
-//! A compressed-sparse-row matrix with the two products the randomized SVD needs, parallel over rows.
-//! Each output row is computed by one thread in a fixed order, so results do not depend on the number
-//! of threads (floating-point sums are not associative; a parallel reduction would be).
+//! A compressed-sparse-row matrix with the two products the randomized SVD needs, A·B and Aᵀ·B, parallel
+//! over output rows. Each output row is computed by one thread in a fixed order, so results do not depend
+//! on the number of threads (floating-point sums are not associative; a parallel reduction would be).
 
 use ndarray::Array2;
 use rayon::prelude::*;
