@@ -2,7 +2,10 @@
 BertForSequenceClassification over a fixed batch, dropout off, with a classifier head set by a formula
 both sides can compute (a fresh head would be random); then the same with peft LoRA adapters (r 8,
 alpha 16, on query, key, value and every dense layer of the encoder: torch_perf's TARGETS), set by formula too (at peft's
-initialisation B is zero, and A would get no gradient).
+initialisation B is zero, and A would get no gradient). Last, a training trajectory: twelve full
+fine-tuning steps over the same batch with textbench's recipe (AdamW, weight decay 0.01 on weight
+matrices, linear warm-up over 2 steps to lr 1e-4 then linear decay, clipping at 1.0), dropout off; the
+loss and the gradient norm before clipping at every step.
 
     python benches/torch_gradients.py MODEL_DIR OUT.json
 
@@ -70,6 +73,39 @@ def classifier(model_dir):
     return model
 
 
+STEPS, WARMUP, PEAK_LR = 12, 2, 1e-4
+
+
+def learning_rate(step):
+    # textbench's train::learning_rate: the first warm-up step already moves (HF's schedule starts at 0).
+    if step < WARMUP:
+        return PEAK_LR * (step + 1) / WARMUP
+    return PEAK_LR * (STEPS - step) / max(1, STEPS - WARMUP)
+
+
+def trajectory(model_dir, tok):
+    model = classifier(model_dir)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
+        {"params": [p for n, p in named if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=PEAK_LR, betas=(0.9, 0.999), eps=1e-8)
+    enc = tok(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    losses, norms, lrs = [], [], []
+    for s in range(STEPS):
+        for g in optim.param_groups:
+            g["lr"] = learning_rate(s)
+        loss = F.cross_entropy(model(**enc).logits, torch.tensor(LABELS))
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0).item())
+        optim.step()
+        optim.zero_grad()
+        losses.append(loss.item())
+        lrs.append(learning_rate(s))
+    return {"steps": STEPS, "warmup": WARMUP, "peak_lr": PEAK_LR, "lr": lrs, "loss": losses, "grad_norm": norms}
+
+
 def main():
     model_dir, out = sys.argv[1], sys.argv[2]
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -97,11 +133,13 @@ def main():
         return name.replace(".default.", ".").replace("classifier.modules_to_save.", "classifier.")
 
     lora = {"loss": loss, "logits": logits, "gradients": {ours(n): g for n, g in summaries(model.named_parameters()).items()}}
-    ref = {"model": "all-MiniLM-L6-v2", "torch": torch.__version__, "texts": TEXTS, "labels": LABELS, "finetune": full, "lora": lora}
+    ref = {"model": "all-MiniLM-L6-v2", "torch": torch.__version__, "texts": TEXTS, "labels": LABELS, "finetune": full, "lora": lora,
+           "trajectory": trajectory(model_dir, tok)}
     with open(out, "w") as f:
         json.dump(ref, f, indent=1)
     print(f"finetune loss {full['loss']:.6f}, {len(full['gradients'])} gradients; "
-          f"lora loss {lora['loss']:.6f}, {len(lora['gradients'])} gradients; written to {out}")
+          f"lora loss {lora['loss']:.6f}, {len(lora['gradients'])} gradients; "
+          f"trajectory losses {ref['trajectory']['loss'][0]:.4f} → {ref['trajectory']['loss'][-1]:.4f}; written to {out}")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,16 @@ pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64) -> f64
     }
 }
 
+/// AdamW over named trainable tensors, as Hugging Face's Trainer sets it up: weight decay on weight
+/// matrices only (not on biases or layer norms), betas (0.9, 0.999), eps 1e-8, clipping at the params'
+/// max_grad_norm.
+pub fn optimizer(trainable: &[(String, Var)], p: &TrainParams) -> Result<Optim, MethodError> {
+    let (decay, no_decay): (Vec<_>, Vec<_>) = trainable.iter().partition(|(name, _)| !name.ends_with("bias") && !name.contains("LayerNorm"));
+    let group = |g: Vec<&(String, Var)>| g.into_iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let settings = Settings { beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: p.max_grad_norm };
+    Ok(Optim::new(vec![(group(decay), p.weight_decay), (group(no_decay), 0.0)], settings).map_err(ModelError::from)?)
+}
+
 /// One model with its optimiser state: the training step shared by `fit` and `bench perf`.
 pub struct Trainer {
     pub model: Classifier,
@@ -136,11 +146,7 @@ pub struct Trainer {
 impl Trainer {
     pub fn new(model: Classifier, p: &TrainParams, seed: u64) -> Result<Trainer, MethodError> {
         let vars: Vec<Var> = model.trainable.iter().map(|(_, v)| v.clone()).collect();
-        // Weight decay on weight matrices only, as Hugging Face's Trainer: not on biases or layer norms.
-        let (decay, no_decay): (Vec<_>, Vec<_>) = model.trainable.iter().partition(|(name, _)| !name.ends_with("bias") && !name.contains("LayerNorm"));
-        let group = |g: Vec<&(String, Var)>| g.into_iter().map(|(_, v)| v.clone()).collect::<Vec<_>>();
-        let settings = Settings { beta1: 0.9, beta2: 0.999, eps: 1e-8, max_grad_norm: p.max_grad_norm };
-        let optim = Optim::new(vec![(group(decay), p.weight_decay), (group(no_decay), 0.0)], settings).map_err(ModelError::from)?;
+        let optim = optimizer(&model.trainable, p)?;
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed);
         dropout_rng.set_stream(2);
         Ok(Trainer { model, vars, optim, dropout_rng })
