@@ -97,18 +97,22 @@ def main():
     sched = get_linear_schedule_with_warmup(optim, int(0.06 * total + 0.999), total)
     started = time.perf_counter()
     model.train()
+    epoch_losses = []
     for _ in range(args.epochs):
+        losses = []
         order = list(range(len(train_ids)))
         random.shuffle(order)
         for start in range(0, len(order), args.batch_size):
             idx = order[start : start + args.batch_size]
             input_ids, mask = batch([train_ids[i] for i in idx])
             out = model(input_ids=input_ids, attention_mask=mask, labels=torch.tensor([train_labels[i] for i in idx]))
+            losses.append(out.loss.item())
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
             optim.step()
             sched.step()
             optim.zero_grad()
+        epoch_losses.append(sum(losses) / len(losses))
     train_s = time.perf_counter() - started
 
     model.eval()
@@ -119,7 +123,8 @@ def main():
             probs += torch.softmax(model(input_ids=input_ids, attention_mask=mask).logits, -1)[:, 1].tolist()
     result = metrics(eval_labels, probs)
     result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
-                  eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s)
+                  eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s,
+                  seed=args.seed, train_loss=epoch_losses)
     print(json.dumps(result))
 
 
