@@ -2,10 +2,10 @@
 BertForSequenceClassification over a fixed batch, dropout off, with a classifier head set by a formula
 both sides can compute (a fresh head would be random); then the same with peft LoRA adapters (r 8,
 alpha 16, on query, key, value and every dense layer of the encoder: torch_perf's TARGETS), set by formula too (at peft's
-initialisation B is zero, and A would get no gradient). Last, a training trajectory: twelve full
-fine-tuning steps over the same batch with textbench's recipe (AdamW, weight decay 0.01 on weight
-matrices, linear warm-up over 2 steps to lr 1e-4 then linear decay, clipping at 1.0), dropout off; the
-loss and the gradient norm before clipping at every step.
+initialisation B is zero, and A would get no gradient). Last, training trajectories: twelve steps over
+the same batch with textbench's recipe (AdamW, weight decay 0.01 on weight matrices, linear warm-up over 2
+steps then linear decay, clipping at 1.0), dropout off, for full fine-tuning (peak lr 1e-4) and for LoRA
+(peak lr 1e-3); the loss and the gradient norm before clipping at every step.
 
     python benches/torch_gradients.py MODEL_DIR OUT.json
 
@@ -73,47 +73,17 @@ def classifier(model_dir):
     return model
 
 
-STEPS, WARMUP, PEAK_LR = 12, 2, 1e-4
+STEPS, WARMUP = 12, 2
 
 
-def learning_rate(step):
+def learning_rate(step, peak):
     # textbench's train::learning_rate: the first warm-up step already moves (HF's schedule starts at 0).
     if step < WARMUP:
-        return PEAK_LR * (step + 1) / WARMUP
-    return PEAK_LR * (STEPS - step) / max(1, STEPS - WARMUP)
+        return peak * (step + 1) / WARMUP
+    return peak * (STEPS - step) / max(1, STEPS - WARMUP)
 
 
-def trajectory(model_dir, tok):
-    model = classifier(model_dir)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
-        {"params": [p for n, p in named if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
-    ]
-    optim = torch.optim.AdamW(groups, lr=PEAK_LR, betas=(0.9, 0.999), eps=1e-8)
-    enc = tok(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
-    losses, norms, lrs = [], [], []
-    for s in range(STEPS):
-        for g in optim.param_groups:
-            g["lr"] = learning_rate(s)
-        loss = F.cross_entropy(model(**enc).logits, torch.tensor(LABELS))
-        loss.backward()
-        norms.append(torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0).item())
-        optim.step()
-        optim.zero_grad()
-        losses.append(loss.item())
-        lrs.append(learning_rate(s))
-    return {"steps": STEPS, "warmup": WARMUP, "peak_lr": PEAK_LR, "lr": lrs, "loss": losses, "grad_norm": norms}
-
-
-def main():
-    model_dir, out = sys.argv[1], sys.argv[2]
-    tok = AutoTokenizer.from_pretrained(model_dir)
-
-    model = classifier(model_dir)
-    loss, logits = step(model, tok)
-    full = {"loss": loss, "logits": logits, "gradients": {n.removeprefix("bert."): g for n, g in summaries(model.named_parameters()).items()}}
-
+def lora_classifier(model_dir):
     from peft import LoraConfig, get_peft_model
 
     targets = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS.values()) + ")"
@@ -124,6 +94,40 @@ def main():
             fill(p, 0.05, 0.3)
         elif ".lora_B." in name:
             fill(p, 0.02, 0.7)
+    return model
+
+
+def trajectory(model, tok, peak):
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
+        {"params": [p for n, p in named if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=peak, betas=(0.9, 0.999), eps=1e-8)
+    enc = tok(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    losses, norms, lrs = [], [], []
+    for s in range(STEPS):
+        for g in optim.param_groups:
+            g["lr"] = learning_rate(s, peak)
+        loss = F.cross_entropy(model(**enc).logits, torch.tensor(LABELS))
+        loss.backward()
+        norms.append(torch.nn.utils.clip_grad_norm_([p for _, p in named], 1.0).item())
+        optim.step()
+        optim.zero_grad()
+        losses.append(loss.item())
+        lrs.append(learning_rate(s, peak))
+    return {"steps": STEPS, "warmup": WARMUP, "peak_lr": peak, "lr": lrs, "loss": losses, "grad_norm": norms}
+
+
+def main():
+    model_dir, out = sys.argv[1], sys.argv[2]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+
+    model = classifier(model_dir)
+    loss, logits = step(model, tok)
+    full = {"loss": loss, "logits": logits, "gradients": {n.removeprefix("bert."): g for n, g in summaries(model.named_parameters()).items()}}
+
+    model = lora_classifier(model_dir)
     loss, logits = step(model, tok)
 
     def ours(name):
@@ -134,7 +138,7 @@ def main():
 
     lora = {"loss": loss, "logits": logits, "gradients": {ours(n): g for n, g in summaries(model.named_parameters()).items()}}
     ref = {"model": "all-MiniLM-L6-v2", "torch": torch.__version__, "texts": TEXTS, "labels": LABELS, "finetune": full, "lora": lora,
-           "trajectory": trajectory(model_dir, tok)}
+           "trajectory": trajectory(classifier(model_dir), tok, 1e-4), "lora_trajectory": trajectory(lora_classifier(model_dir), tok, 1e-3)}
     with open(out, "w") as f:
         json.dump(ref, f, indent=1)
     print(f"finetune loss {full['loss']:.6f}, {len(full['gradients'])} gradients; "
