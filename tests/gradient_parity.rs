@@ -2,9 +2,9 @@
 //! MiniLM (dropout off, head and LoRA adapters set by formula), every trainable tensor's gradient
 //! matches tests/data/minilm-gradients.json (written by benches/torch_gradients.py with transformers and
 //! peft) in norm, sum, largest magnitude and projection on a fixed probe vector; and twelve steps of
-//! full fine-tuning and of LoRA follow PyTorch's AdamW trajectory step for step. The gradient tests elsewhere show every weight gets
-//! a gradient and each custom op's backward matches finite differences; this one shows the whole chain
-//! computes the same gradient PyTorch does.
+//! full fine-tuning and of LoRA follow PyTorch's AdamW trajectory step for step. The gradient tests
+//! elsewhere show every weight gets a gradient and each custom op's backward matches finite differences;
+//! this one shows the whole chain computes the same gradients and updates PyTorch does.
 
 use std::path::Path;
 
