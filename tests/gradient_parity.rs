@@ -53,17 +53,22 @@ fn trainable(model: &Classifier, name: &str) -> Var {
     model.trainable.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no trainable {name}")).1.clone()
 }
 
-/// One backward pass over the reference batch, dropout off; every trainable tensor's gradient against
-/// the reference section's.
-fn assert_gradients_match(model: &Classifier, r: &serde_json::Value, section: &str) {
-    let dev = Device::Cpu;
+/// The reference texts as a padded batch (token ids, mask) and their labels.
+fn reference_batch(model: &Classifier, r: &serde_json::Value) -> (Tensor, Tensor, Tensor) {
     let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     let labels: Vec<u32> = r["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as u32).collect();
     let ids = model.backbone.tokenize(&texts).unwrap();
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let (tok, mask) = model.backbone.batch(&refs, &dev).unwrap();
+    let (tok, mask) = model.backbone.batch(&refs, &Device::Cpu).unwrap();
+    (tok, mask, Tensor::new(labels.as_slice(), &Device::Cpu).unwrap())
+}
+
+/// One backward pass over the reference batch, dropout off; every trainable tensor's gradient against
+/// the reference section's.
+fn assert_gradients_match(model: &Classifier, r: &serde_json::Value, section: &str) {
+    let (tok, mask, labels) = reference_batch(model, r);
     let logits = model.forward(&tok, &mask, &mut Mode::eval()).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &Tensor::new(labels.as_slice(), &dev).unwrap()).unwrap();
+    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
     let r = &r[section];
     let want_loss = r["loss"].as_f64().unwrap();
     let got_loss = f64::from(loss.to_scalar::<f32>().unwrap());
@@ -138,13 +143,7 @@ fn assert_trajectory_matches(model: &Classifier, section: &str) {
     }
 
     let mut optim = train::optimizer(&model.trainable, &TrainParams::default()).unwrap();
-    let dev = Device::Cpu;
-    let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
-    let labels: Vec<u32> = r["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as u32).collect();
-    let ids = model.backbone.tokenize(&texts).unwrap();
-    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let (tok, mask) = model.backbone.batch(&refs, &dev).unwrap();
-    let labels = Tensor::new(labels.as_slice(), &dev).unwrap();
+    let (tok, mask, labels) = reference_batch(model, &r);
     let mut worst = (0f64, 0f64);
     for s in 0..steps {
         let logits = model.forward(&tok, &mask, &mut Mode::eval()).unwrap();
