@@ -87,7 +87,10 @@ impl Csr {
     fn transpose_dot_dense_in_ranges(&self, b: &Array2<f64>, out: &mut Array2<f64>, n_ranges: usize) {
         assert_eq!(b.nrows(), self.nrows, "inner dimensions");
         assert_eq!(out.dim(), (self.ncols, b.ncols()), "output shape");
-        let l = b.ncols().max(1);
+        let l = b.ncols();
+        if l == 0 {
+            return;
+        }
         let b = b.as_standard_layout();
         let bs = b.as_slice().expect("standard layout");
         let out = out.as_slice_mut().expect("standard layout");
@@ -112,7 +115,8 @@ impl Csr {
         });
     }
 
-    /// Up to `n` consecutive column ranges covering all columns, each with about nnz / n non-zeros.
+    /// At most `n` consecutive, non-empty column ranges covering all columns, each with about nnz / n
+    /// non-zeros.
     fn column_ranges(&self, n: usize) -> Vec<(usize, usize)> {
         let mut uses = vec![0usize; self.ncols];
         for &j in &self.indices {
@@ -127,7 +131,12 @@ impl Csr {
                 (lo, acc) = (j + 1, 0);
             }
         }
-        if lo < self.ncols || ranges.is_empty() {
+        // Columns left after the last full range: a range of their own if they hold non-zeros (then
+        // fewer than n ranges were full), else part of the last range.
+        if acc == 0 && !ranges.is_empty() {
+            let last = ranges.len() - 1;
+            ranges[last].1 = self.ncols;
+        } else if lo < self.ncols || ranges.is_empty() {
             ranges.push((lo, self.ncols));
         }
         ranges
@@ -200,7 +209,7 @@ mod tests {
                 }
             }
         }
-        for n in [1, 2, 3, 7, 64] {
+        for n in [1, 2, 3, 7, 64, 2000] {
             let ranges = m.column_ranges(n);
             assert!(ranges.len() <= n.max(1), "{n} ranges asked, {} made", ranges.len());
             assert_eq!((ranges[0].0, ranges[ranges.len() - 1].1), (0, 40));
