@@ -1,7 +1,7 @@
 """Reference gradients for tests/gradient_parity.rs: one cross-entropy backward pass of PyTorch's
 BertForSequenceClassification over a fixed batch, dropout off, with a classifier head set by a formula
 both sides can compute (a fresh head would be random); then the same with peft LoRA adapters (r 8,
-alpha 16, on query, key, value and every dense layer of the encoder: torch_perf's TARGETS), set by formula too (at peft's
+alpha 16, on query, key, value and every dense layer of the encoder: torch_perf's lora_pattern), set by formula too (at peft's
 initialisation B is zero, and A would get no gradient). Last, training trajectories: twelve steps over
 the same batch with textbench's recipe (AdamW, weight decay 0.01 on weight matrices, linear warm-up over 2
 steps then linear decay, clipping at 1.0), dropout off, for full fine-tuning (peak lr 1e-4) and for LoRA
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from torch_perf import TARGETS
+from torch_perf import adamw, lora_pattern
 
 TEXTS = [
     "WINNER!! As a valued network customer you have been selected to receive a £900 prize reward!",
@@ -86,8 +86,7 @@ def learning_rate(step, peak):
 def lora_classifier(model_dir):
     from peft import LoraConfig, get_peft_model
 
-    targets = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS.values()) + ")"
-    model = get_peft_model(classifier(model_dir), LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.0, target_modules=targets))
+    model = get_peft_model(classifier(model_dir), LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.0, target_modules=lora_pattern()))
     model.eval()
     for name, p in model.named_parameters():
         if ".lora_A." in name:
@@ -99,11 +98,7 @@ def lora_classifier(model_dir):
 
 def trajectory(model, tok, peak):
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
-        {"params": [p for n, p in named if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
-    ]
-    optim = torch.optim.AdamW(groups, lr=peak, betas=(0.9, 0.999), eps=1e-8)
+    optim = adamw(named, peak, 0.01)
     enc = tok(TEXTS, padding=True, truncation=True, max_length=128, return_tensors="pt")
     losses, norms, lrs = [], [], []
     for s in range(STEPS):

@@ -29,6 +29,20 @@ TARGETS = {
 }
 
 
+def lora_pattern(targets=tuple(TARGETS)):
+    """peft's target_modules regex for textbench target names, on the encoder's layers only."""
+    return r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS[t] for t in targets if t in TARGETS) + ")"
+
+
+def adamw(named, lr, weight_decay):
+    """AdamW as textbench (and Hugging Face's Trainer) sets it up: weight decay on weight matrices, not on
+    biases or layer norms."""
+    decay = [q for n, q in named if not n.endswith("bias") and "LayerNorm" not in n]
+    plain = [q for n, q in named if n.endswith("bias") or "LayerNorm" in n]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -119,16 +133,13 @@ def train(spec):
         from peft import LoraConfig, get_peft_model
 
         lora = p["lora"]
-        pattern = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS[t] for t in lora["targets"] if t in TARGETS) + ")"
-        cfg = LoraConfig(task_type="SEQ_CLS", r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=pattern)
+        cfg = LoraConfig(task_type="SEQ_CLS", r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora_pattern(lora["targets"]))
         model = get_peft_model(model, cfg)
         dims = [(m.in_features, m.out_features) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "in_features") and "encoder.layer" in n]
         adapters = {"rank": lora["rank"], "dims": dims}
     model.train()
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
-    decay = [q for n, q in named if not n.endswith("bias") and "LayerNorm" not in n]
-    plain = [q for n, q in named if n.endswith("bias") or "LayerNorm" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": p["weight_decay"]}, {"params": plain, "weight_decay": 0.0}], lr=p["lr"], betas=(0.9, 0.999), eps=1e-8)
+    opt = adamw(named, p["lr"], p["weight_decay"])
     pad_id = model.config.pad_token_id or 0
     batches = spec["batches"]
     warm = spec["warmup_batches"]

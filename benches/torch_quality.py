@@ -18,8 +18,8 @@ import time
 
 import torch
 
-# Run as a script from benches/, so its sibling is importable: one padding and one LoRA target table.
-from torch_perf import TARGETS, pad
+# Run as a script from benches/, so its sibling is importable: one padding, LoRA target table and optimiser.
+from torch_perf import adamw, lora_pattern, pad
 
 
 def read_jsonl(path):
@@ -77,8 +77,7 @@ def main():
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
-        targets = r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS.values()) + ")"
-        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=targets))
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=lora_pattern()))
     train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
     eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
     encode = lambda texts: tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
@@ -87,11 +86,7 @@ def main():
     batch = lambda ids: pad(ids, tok.pad_token_id)
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in trainable if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
-        {"params": [p for n, p in trainable if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0},
-    ]
-    optim = torch.optim.AdamW(groups, lr=args.lr)
+    optim = adamw(trainable, args.lr, 0.01)
     steps_per_epoch = -(-len(train_ids) // args.batch_size)
     total = args.epochs * steps_per_epoch
     sched = get_linear_schedule_with_warmup(optim, int(0.06 * total + 0.999), total)
