@@ -2,14 +2,15 @@
 files `bench datasets split SPEC --out DIR` writes, evaluated on every example of the evaluation split.
 
     python benches/torch_quality.py DIR MODEL_DIR [--lora] [--epochs 1] [--lr 5e-5] [--batch-size 16]
-                                    [--max-length 128] [--seed 42]
+                                    [--max-length 128] [--seed 42] [--lora-dropout 0.1]
 
 The recipe is textbench's `finetune` / `lora` defaults, so a difference in accuracy is the engine's, not
 the data's or the recipe's: AutoModelForSequenceClassification ([CLS] -> pooler -> fresh 2-way head),
 AdamW with weight decay 0.01 on weights only, 6% linear warm-up then linear decay, gradient clipping at
 1.0, shuffled batches padded to their longest text (DataCollatorWithPadding's practice); LoRA r=8,
-alpha 16, dropout 0.1 on query, key, value and every dense layer of the encoder (peft). Prints one JSON
-line: accuracy, F1 of the positive class, AUROC, and the training samples/s.
+alpha 16, dropout 0.1 (--lora-dropout) on query, key, value and every dense layer of the encoder (peft).
+Prints one JSON line: accuracy, F1 of the positive class, AUROC, the training samples/s, and the mean
+training loss of each epoch and of every 50 steps (as a run record's history.steps).
 """
 import argparse
 import json
@@ -66,6 +67,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on each adapter's input (spec: lora.dropout)")
     args = ap.parse_args()
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
@@ -77,7 +79,7 @@ def main():
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=lora_pattern()))
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=args.lora_dropout, target_modules=lora_pattern()))
     train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
     eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
     encode = lambda texts: tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
@@ -92,7 +94,7 @@ def main():
     sched = get_linear_schedule_with_warmup(optim, int(0.06 * total + 0.999), total)
     started = time.perf_counter()
     model.train()
-    epoch_losses = []
+    epoch_losses, window_losses, window = [], [], []
     for _ in range(args.epochs):
         losses = []
         order = list(range(len(train_ids)))
@@ -102,12 +104,18 @@ def main():
             input_ids, mask = batch([train_ids[i] for i in idx])
             out = model(input_ids=input_ids, attention_mask=mask, labels=torch.tensor([train_labels[i] for i in idx]))
             losses.append(out.loss.item())
+            window.append(losses[-1])
+            if len(window) == 50:  # textbench's history.steps: the mean loss of every 50 steps
+                window_losses.append(sum(window) / len(window))
+                window = []
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
             optim.step()
             sched.step()
             optim.zero_grad()
         epoch_losses.append(sum(losses) / len(losses))
+    if window:
+        window_losses.append(sum(window) / len(window))
     train_s = time.perf_counter() - started
 
     model.eval()
@@ -119,7 +127,7 @@ def main():
     result = metrics(eval_labels, probs)
     result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
                   eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s,
-                  seed=args.seed, train_loss=epoch_losses)
+                  seed=args.seed, train_loss=epoch_losses, loss_every_50=window_losses, **({"lora_dropout": args.lora_dropout} if args.lora else {}))
     print(json.dumps(result))
 
 
