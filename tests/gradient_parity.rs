@@ -215,7 +215,7 @@ fn assert_training_gradients_match_finite_differences(model: &Classifier, label:
             worst = (err, name.clone());
         }
         // Correct code stays within 4e-3 (1e-2 with dropout off); backward reading the attention mask
-        // of the next head was 10-30% off on every tensor below the top layer, the LoRA input's mask
+        // of the next head was 10-30% off on the embeddings and the lower layers, the LoRA input's mask
         // with another key 2.6% off on two adapters.
         if err > 2e-2 {
             failures.push(format!("{name}: slope {slope:.6e} along the gradient, whose norm is {norm:.6e}"));
