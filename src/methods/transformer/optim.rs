@@ -220,14 +220,23 @@ mod tests {
     use candle_core::Device;
 
     /// The fused step and candle-nn's AdamW (with the same clipping done by tensor ops) agree over
-    /// several steps, with and without clipping and weight decay.
+    /// several steps, with and without clipping and weight decay. The loss is linear in the weights,
+    /// with a fresh random coefficient tensor each step, so both optimisers see bit-identical gradients
+    /// and only their own arithmetic can differ. (Through a loss whose gradient depends on the weights,
+    /// f32 rounding made a near-zero gradient component change sign in one run and not the other, and
+    /// Adam's normalisation turned that into a difference of up to 4e-4: the test failed in 4% of runs.)
     #[test]
     fn fused_adamw_matches_candle_nn() {
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
         let dev = Device::Cpu;
-        let init = Tensor::randn(0f32, 1.0, (40, 30), &dev).unwrap();
-        let bias_init = Tensor::randn(0f32, 1.0, 30, &dev).unwrap();
-        let target = Tensor::randn(0f32, 1.0, (8, 30), &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (8, 40), &dev).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut randn = |shape: &[usize]| {
+            let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rand_distr::StandardNormal.sample(&mut rng)).collect();
+            Tensor::from_vec(values, shape, &dev).unwrap()
+        };
+        let (init, bias_init) = (randn(&[40, 30]), randn(&[30]));
+        let coefficients: Vec<(Tensor, Tensor)> = (0..5).map(|_| (randn(&[40, 30]), randn(&[30]))).collect();
         for max_norm in [1e9, 0.5] {
             let run = |fused: bool| -> Vec<f32> {
                 let w = Var::from_tensor(&init.copy().unwrap()).unwrap();
@@ -245,9 +254,8 @@ mod tests {
                     Optim::Candle { groups, vars, max_grad_norm: max_norm }
                 };
                 assert_eq!(matches!(opt, Optim::Fused(_)), fused);
-                for step in 0..5 {
-                    let y = x.matmul(w.as_tensor()).unwrap().broadcast_add(b.as_tensor()).unwrap();
-                    let loss = (y - &target).unwrap().sqr().unwrap().sum_all().unwrap();
+                for (step, (cw, cb)) in coefficients.iter().enumerate() {
+                    let loss = ((w.as_tensor() * cw).unwrap().sum_all().unwrap() + (b.as_tensor() * cb).unwrap().sum_all().unwrap()).unwrap();
                     let mut grads = loss.backward().unwrap();
                     opt.step(&mut grads, 0.01 * (step + 1) as f64).unwrap();
                 }
@@ -257,6 +265,7 @@ mod tests {
             };
             let (fused, reference) = (run(true), run(false));
             let worst = fused.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            // Over 300 seeds the worst was 1.9e-6; dropping the fused weight decay gave 5e-3.
             assert!(worst < 1e-5, "max_norm {max_norm}: max difference {worst}");
             assert!(fused.iter().zip(init.flatten_all().unwrap().to_vec1::<f32>().unwrap()).any(|(a, b)| a != &b), "the weights moved");
         }
