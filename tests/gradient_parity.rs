@@ -54,6 +54,12 @@ fn trainable(model: &Classifier, name: &str) -> Var {
     model.trainable.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no trainable {name}")).1.clone()
 }
 
+/// Mean cross-entropy of the classifier over a batch (token ids, mask, labels), dropout as `mode` says.
+fn batch_loss(model: &Classifier, batch: &(Tensor, Tensor, Tensor), mode: &mut Mode<'_>) -> Tensor {
+    let logits = model.forward(&batch.0, &batch.1, mode).unwrap();
+    candle_nn::loss::cross_entropy(&logits, &batch.2).unwrap()
+}
+
 /// The reference texts as a padded batch (token ids, mask) and their labels.
 fn reference_batch(model: &Classifier, r: &serde_json::Value) -> (Tensor, Tensor, Tensor) {
     let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
@@ -67,9 +73,7 @@ fn reference_batch(model: &Classifier, r: &serde_json::Value) -> (Tensor, Tensor
 /// One backward pass over the reference batch, dropout off; every trainable tensor's gradient against
 /// the reference section's.
 fn assert_gradients_match(model: &Classifier, r: &serde_json::Value, section: &str) {
-    let (tok, mask, labels) = reference_batch(model, r);
-    let logits = model.forward(&tok, &mask, &mut Mode::eval()).unwrap();
-    let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+    let loss = batch_loss(model, &reference_batch(model, r), &mut Mode::eval());
     let r = &r[section];
     let want_loss = r["loss"].as_f64().unwrap();
     let got_loss = f64::from(loss.to_scalar::<f32>().unwrap());
@@ -144,11 +148,10 @@ fn assert_trajectory_matches(model: &Classifier, section: &str) {
     }
 
     let mut optim = train::optimizer(&model.trainable, &TrainParams::default()).unwrap();
-    let (tok, mask, labels) = reference_batch(model, &r);
+    let batch = reference_batch(model, &r);
     let mut worst = (0f64, 0f64);
     for s in 0..steps {
-        let logits = model.forward(&tok, &mask, &mut Mode::eval()).unwrap();
-        let loss = candle_nn::loss::cross_entropy(&logits, &labels).unwrap();
+        let loss = batch_loss(model, &batch, &mut Mode::eval());
         let mut grads = loss.backward().unwrap();
         let norm = optim.step(&mut grads, train::learning_rate(s, steps, warmup, peak)).unwrap();
         let loss = f64::from(loss.to_scalar::<f32>().unwrap());
@@ -179,8 +182,7 @@ fn twelve_lora_steps_follow_peft_trajectory() {
 fn training_loss(model: &Classifier, batch: &(Tensor, Tensor, Tensor), seed: u64) -> Tensor {
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let logits = model.forward(&batch.0, &batch.1, &mut Mode { train: Some(&mut rng) }).unwrap();
-    candle_nn::loss::cross_entropy(&logits, &batch.2).unwrap()
+    batch_loss(model, batch, &mut Mode { train: Some(&mut rng) })
 }
 
 /// With dropout on (hidden states, attention probabilities and, for LoRA, the adapters' inputs), every
