@@ -82,18 +82,38 @@ pub enum Balance {
     Downsample,
 }
 
+/// A label value as a spec writes it: `spam`, `1` or `true` all name a value of the label column, and
+/// are compared with the column's text (a JSON number 1 reads as "1").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LabelValue {
+    Text(String),
+    Integer(i64),
+    Bool(bool),
+}
+
+impl LabelValue {
+    fn into_text(self) -> String {
+        match self {
+            Self::Text(s) => s,
+            Self::Integer(i) => i.to_string(),
+            Self::Bool(b) => b.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
+    One(LabelValue),
+    Many(Vec<LabelValue>),
 }
 
 impl OneOrMany {
     fn into_vec(self) -> Vec<String> {
         match self {
-            Self::One(s) => vec![s],
-            Self::Many(v) => v,
+            Self::One(s) => vec![s.into_text()],
+            Self::Many(v) => v.into_iter().map(LabelValue::into_text).collect(),
         }
     }
 }
@@ -530,6 +550,14 @@ mod tests {
         assert!(err.starts_with("s.yaml:") && err.contains("pooling: mean bypasses the pooler"), "{err}");
         let ok = src.replace("pooling: mean", "pooling: cls");
         assert_eq!(Spec::parse(Path::new("s.yaml"), &ok).unwrap().runs.len(), 1);
+    }
+
+    #[test]
+    fn numeric_and_boolean_label_values_read_as_text() {
+        let src = "dataset:\n  format: jsonl\n  path: d.jsonl\n  text_column: text\n  label_column: label\n  positive: 1\n  negative: [0, false]\nmethod:\n  kind: lsa\n";
+        let spec = Spec::parse(Path::new("s.yaml"), src).unwrap();
+        assert_eq!(spec.runs[0].config.dataset.positive, vec!["1"]);
+        assert_eq!(spec.runs[0].config.dataset.negative, vec!["0", "false"]);
     }
 
     #[test]
