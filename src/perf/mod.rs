@@ -206,7 +206,7 @@ pub fn training(
     let mut trainer = Trainer::new(model, p, seed)?;
     let mut step = |b: &Batch| -> Result<(), MethodError> {
         let (tok, mask, labels) = tensors(&trainer.model.backbone, b, &device)?;
-        let loss = trainer.step(&tok, &mask, &labels, p.lr).map_err(ModelError::from)?;
+        let loss = trainer.step(&tok, &mask, &labels, p.lr).map_err(ModelError::from)?.loss;
         if !loss.is_finite() {
             return Err(MethodError::Numerical(format!("training loss became {loss}")));
         }

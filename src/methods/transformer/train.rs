@@ -32,6 +32,9 @@ pub struct StepLog {
     pub epoch: usize,
     /// Mean training loss over the steps since the previous entry.
     pub loss: f64,
+    /// Mean global gradient norm (before clipping) over the same steps: how often and how hard
+    /// `max_grad_norm` bites.
+    pub grad_norm: f64,
     pub lr: f64,
 }
 
@@ -134,6 +137,11 @@ pub fn optimizer(trainable: &[(String, Var)], p: &TrainParams) -> Result<Optim, 
     Ok(Optim::new(vec![(group(decay), p.weight_decay), (group(no_decay), 0.0)], settings).map_err(ModelError::from)?)
 }
 
+pub struct StepOutcome {
+    pub loss: f64,
+    pub grad_norm: f64,
+}
+
 /// One model with its optimiser state: the training step shared by `fit` and `bench perf`.
 pub struct Trainer {
     pub model: Classifier,
@@ -152,13 +160,14 @@ impl Trainer {
         Ok(Trainer { model, vars, optim, dropout_rng })
     }
 
-    /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr`; the loss.
-    pub fn step(&mut self, tok: &Tensor, mask: &Tensor, labels: &Tensor, lr: f64) -> candle_core::Result<f64> {
+    /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr`; the loss
+    /// and the gradient norm before clipping.
+    pub fn step(&mut self, tok: &Tensor, mask: &Tensor, labels: &Tensor, lr: f64) -> candle_core::Result<StepOutcome> {
         let logits = self.model.forward(tok, mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
         let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
         let mut grads = loss.backward()?;
-        self.optim.step(&mut grads, lr)?;
-        loss.to_scalar::<f32>().map(f64::from)
+        let grad_norm = self.optim.step(&mut grads, lr)?;
+        Ok(StepOutcome { loss: loss.to_scalar::<f32>().map(f64::from)?, grad_norm })
     }
 }
 
@@ -212,25 +221,28 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     let bar = ctx.progress.bar(total as u64, format!("{kind} training"), "steps");
     for epoch in 1..=p.epochs {
         let started = Instant::now();
-        let (mut epoch_loss, mut window_loss, mut window_steps) = (0.0, 0.0, 0usize);
+        let (mut epoch_loss, mut window_loss, mut window_norm, mut window_steps) = (0.0, 0.0, 0.0, 0usize);
         let batches = make_batches(&lengths, p.batch_size, p.bucketing, &mut batch_rng);
         for batch in &batches {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
             real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
             padded_tokens += seqs.len() * seqs.iter().map(|s| s.len()).max().unwrap_or(0);
             let (tok, mask) = trainer.model.backbone.batch(&seqs, &device)?;
-            let labels = Tensor::from_vec(batch.iter().map(|&i| labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
-            let loss = trainer.step(&tok, &mask, &labels, learning_rate(step, total, warmup, p.lr)).map_err(ModelError::from)?;
+            let targets = Tensor::from_vec(batch.iter().map(|&i| labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
+            let StepOutcome { loss, grad_norm } = trainer.step(&tok, &mask, &targets, learning_rate(step, total, warmup, p.lr)).map_err(ModelError::from)?;
             if !loss.is_finite() {
                 return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
             }
+            tracing::trace!(step, loss, grad_norm, positives = batch.iter().filter(|&&i| labels[i]).count(), width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), "step");
             step += 1;
             epoch_loss += loss;
             window_loss += loss;
+            window_norm += grad_norm;
             window_steps += 1;
             if step % p.log_every == 0 || step == total {
-                history.steps.push(StepLog { step, epoch, loss: window_loss / window_steps as f64, lr: learning_rate(step - 1, total, warmup, p.lr) });
-                (window_loss, window_steps) = (0.0, 0);
+                let n = window_steps as f64;
+                history.steps.push(StepLog { step, epoch, loss: window_loss / n, grad_norm: window_norm / n, lr: learning_rate(step - 1, total, warmup, p.lr) });
+                (window_loss, window_norm, window_steps) = (0.0, 0.0, 0);
             }
             bar.inc(1);
         }
