@@ -8,7 +8,7 @@
 # LoRA (batch 16, max length 128, AdamW; 40 timed steps after 3 untimed). Two batching modes:
 #   same: textbench runs the random, dynamically padded batches it writes for PyTorch, which runs
 #         exactly those (engine against engine); PyTorch's DataLoader + DataCollatorWithPadding default.
-#   best: textbench's own length bucketing against PyTorch's default (the same random batches).
+#   best: textbench's own bucketing (the spec's `bucketing`) against PyTorch's default (the same random batches).
 # Also the matrix-product rate of both (the peak the workloads' GFLOP/s are read against) and, with
 # LSA=1, the LSA baseline against scikit-learn (benches/lsa_vs_sklearn.sh).
 #

@@ -20,14 +20,14 @@ def main():
     torch_version = next((r.get("torch") for r in rows if r.get("torch")), "?")
     unit = {"infer": "sentences/s", "finetune": "samples/s", "lora": "samples/s"}
     print(f"Medians over {rounds} alternating round(s); PyTorch {torch_version}; threads {rows[0]['threads'] if rows else '?'}.\n")
-    print("| workload | PyTorch | textbench, same batches | ratio | textbench, bucketed | ratio (best vs best) | padding same / bucketed |")
+    print("| workload | PyTorch | textbench, same batches | ratio | textbench, own batching | ratio (best vs best) | padding same / own |")
     print("|---|---|---|---|---|---|---|")
     for w in ("infer", "finetune", "lora"):
         t, s, b = med(("pytorch", w, "torch"), "items_per_s"), med(("textbench", w, "same"), "items_per_s"), med(("textbench", w, "best"), "items_per_s")
         pad = lambda k: med(k, "padded_tokens") / med(k, "real_tokens")
         print(f"| {w} ({unit[w]}) | {t:.1f} | {s:.1f} | {s / t:.2f}× | {b:.1f} | {b / t:.2f}× | {pad(('textbench', w, 'same')):.2f} / {pad(('textbench', w, 'best')):.2f} |")
     print(f"\nMatrix-product peak (best of 3 shapes, f32): textbench/candle {peak['textbench']:.0f} GFLOP/s, PyTorch {peak['pytorch']:.0f} GFLOP/s.\n")
-    print("| workload | GFLOP/s PyTorch | % of its peak | GFLOP/s textbench (same) | % of peak | GFLOP/s textbench (bucketed) | peak RSS MB PyTorch | textbench same | textbench bucketed |")
+    print("| workload | GFLOP/s PyTorch | % of its peak | GFLOP/s textbench (same) | % of peak | GFLOP/s textbench (own) | peak RSS MB PyTorch | textbench same | textbench own |")
     print("|---|---|---|---|---|---|---|---|---|")
     for w in ("infer", "finetune", "lora"):
         gt, gs, gb = med(("pytorch", w, "torch"), "gflop_per_s"), med(("textbench", w, "same"), "gflop_per_s"), med(("textbench", w, "best"), "gflop_per_s")

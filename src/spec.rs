@@ -561,6 +561,17 @@ mod tests {
     }
 
     #[test]
+    fn bucketing_takes_a_bool_or_split_and_names_the_choices() {
+        let lora = |b: &str| format!("dataset:\n  name: sms\nmethod:\n  kind: lora\n  bucketing: {b}\n");
+        let method = |b: &str| serde_json::to_value(&Spec::parse(Path::new("s.yaml"), &lora(b)).unwrap().runs[0].config.method).unwrap();
+        assert_eq!(method("true")["bucketing"], serde_json::json!(true), "stored as before, so run ids stay");
+        assert_eq!(method("false")["bucketing"], serde_json::json!(false));
+        assert_eq!(method("split")["bucketing"], serde_json::json!("split"));
+        let err = Spec::parse(Path::new("s.yaml"), &lora("sorted")).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:") && err.contains("true (length bucketing), false (random batches) or split"), "{err}");
+    }
+
+    #[test]
     fn bad_sweep_key_lists_settings() {
         let src = format!("{BASE}sweep:\n  method.nope: [1]\n");
         let err = Spec::parse(Path::new("s.yaml"), &src).unwrap_err().to_string();

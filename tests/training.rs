@@ -162,3 +162,30 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
     let (m, _) = textbench::metrics::evaluate(&held_labels, &probs, 5);
     assert!((m.log_loss - lowest).abs() < 1e-6, "kept model's loss {} vs best epoch's {lowest}", m.log_loss);
 }
+
+/// `bucketing: split` computes a batch in length groups: with dropout off, the step's loss and gradient
+/// norm are those of the whole batch padded as one tensor (so the optimiser sees the same batch).
+#[test]
+fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
+    let dev = Device::Cpu;
+    let dir = minilm();
+    let p = TrainParams { backbone: dir.display().to_string(), lora: Some(LoraSettings { dropout: 0.0, ..Default::default() }), ..Default::default() };
+    let long = "Congratulations! You have been selected to receive a free holiday for two, flights and hotel included. To claim, call 09061701461 before midnight or reply YES with your name, address and postcode; standard rates apply.";
+    let texts: Vec<String> = (0..10).map(|i| if i % 4 == 3 { format!("{long} {i}") } else { format!("ok see you at {i}") }).collect();
+    let targets: Vec<u32> = (0..10).map(|i| u32::from(i % 4 == 3 || i == 0)).collect();
+    let step = |split: bool| {
+        let mut model = train::build("lora", &p, dir.parent().unwrap(), 5, &dev).unwrap();
+        model.backbone.encoder.config.hidden_dropout_prob = 0.0;
+        model.backbone.encoder.config.attention_probs_dropout_prob = 0.0;
+        let ids = model.backbone.tokenize(&texts).unwrap();
+        let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let groups = train::batch_groups(&model.backbone, &seqs, &targets, split, &dev).unwrap();
+        let mut trainer = train::Trainer::new(model, &p, 5).unwrap();
+        (groups.len(), trainer.step(&groups, 0.0).unwrap())
+    };
+    let (one, whole) = step(false);
+    let (many, split) = step(true);
+    assert_eq!((one, many), (1, 2), "the long texts are computed apart from the short ones");
+    assert!((split.loss - whole.loss).abs() < 1e-6, "loss {} against {}", split.loss, whole.loss);
+    assert!((split.grad_norm - whole.grad_norm).abs() < 1e-5 * whole.grad_norm, "gradient norm {} against {}", split.grad_norm, whole.grad_norm);
+}

@@ -1,7 +1,7 @@
 //! `bench perf`: the transformer engine's throughput on a spec's data, measured so that benches/perf.sh
 //! can put it next to PyTorch's. Training and inference run on the same batches PyTorch gets (written to
-//! a file its side reads: engine against engine) or on textbench's own length bucketing (best practice
-//! against best practice). Each measurement also reports the FLOPs it did and the process's peak memory.
+//! a file its side reads: engine against engine) or on textbench's own bucketing (best practice against
+//! best practice). Each measurement also reports the FLOPs it did and the process's peak memory.
 
 pub mod flops;
 pub mod matmul;
@@ -18,8 +18,8 @@ use crate::error::{MethodError, ModelError};
 use crate::methods::transformer::backbone::{locate, Backbone};
 use crate::methods::transformer::embed::length_order;
 use crate::methods::transformer::encoder::{pool, Mode, Pooling};
-use crate::methods::transformer::params::TrainParams;
-use crate::methods::transformer::train::{build, make_batches, Trainer};
+use crate::methods::transformer::params::{Bucketing, TrainParams};
+use crate::methods::transformer::train::{build, length_groups, make_batches, Group, Trainer};
 use flops::{ForwardFlops, Pass};
 
 /// How batches are formed.
@@ -30,8 +30,9 @@ pub enum Batching {
     /// DataLoader with DataCollatorWithPadding does). Inference: the texts in data order. These are
     /// the batches written for the PyTorch side.
     Random,
-    /// textbench's default, batches of similar lengths: for training, the same examples as `random`
-    /// re-batched by length; for inference, the texts sorted by length.
+    /// textbench's best practice. Training: the spec's `bucketing`; with `split`, the `random` batches
+    /// each computed in length groups, otherwise the same examples as `random` re-batched by length.
+    /// Inference: the texts sorted by length.
     Bucketed,
 }
 
@@ -113,11 +114,11 @@ fn slice(ids: &[Vec<u32>], labels: &[bool], order: &[usize]) -> Batch {
     Batch { ids: order.iter().map(|&i| ids[i].clone()).collect(), labels: order.iter().map(|&i| labels[i] as u8).collect() }
 }
 
-fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<(Tensor, Tensor, Tensor), ModelError> {
+fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<Group, ModelError> {
     let seqs: Vec<&[u32]> = batch.ids.iter().map(Vec::as_slice).collect();
     let (tok, mask) = backbone.batch(&seqs, device)?;
-    let labels = Tensor::from_vec(batch.labels.iter().map(|&l| u32::from(l)).collect::<Vec<_>>(), batch.labels.len(), device)?;
-    Ok((tok, mask, labels))
+    let targets = Tensor::from_vec(batch.labels.iter().map(|&l| u32::from(l)).collect::<Vec<_>>(), batch.labels.len(), device)?;
+    Ok(Group { tok, mask, targets })
 }
 
 /// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`.
@@ -142,7 +143,7 @@ pub fn inference(
     let batches: Vec<Batch> = order.chunks(batch_size).map(|c| slice(&ids, data.labels, c)).collect();
     let warmup = 1.min(batches.len());
     let run = |b: &Batch| -> Result<(), ModelError> {
-        let (tok, mask, _) = tensors(&backbone, b, &device)?;
+        let Group { tok, mask, .. } = tensors(&backbone, b, &device)?;
         let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval())?;
         pool(&hidden, &mask, Pooling::Mean)?.to_vec2::<f32>()?;
         Ok(())
@@ -177,16 +178,19 @@ pub fn training(
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
-    let mut order = make_batches(&lengths, p.batch_size, false, &mut rng);
+    let mut order = make_batches(&lengths, p.batch_size, Bucketing::Off, &mut rng);
     // A partial last batch would be an odd one out in a timing: drop it.
     order.retain(|b| b.len() == p.batch_size);
     if order.len() < warmup + steps {
         return Err(MethodError::Unfit(format!("{} full batches of {} in the training split, {} asked for", order.len(), p.batch_size, warmup + steps)));
     }
     order.truncate(warmup + steps);
-    if batching == Batching::Bucketed {
-        // The same examples as the random batches (so both modes do the same work on the same texts),
-        // re-batched by length: the warm-up examples among themselves, the timed ones among themselves.
+    // Best practice is the spec's own bucketing: `split` keeps the random batches and computes each in
+    // length groups; otherwise (`true`, or `false` where the spec turned bucketing off) the same examples
+    // are re-batched by length, the warm-up examples among themselves, the timed ones among themselves,
+    // so that both modes do the same work on the same texts.
+    let split = batching == Batching::Bucketed && p.bucketing == Bucketing::Split;
+    if batching == Batching::Bucketed && !split {
         let (head, tail) = order.split_at(warmup);
         order = [head, tail].iter().flat_map(|part| rebatch(part, &lengths, p.batch_size, &mut rng)).collect();
     }
@@ -204,21 +208,30 @@ pub fn training(
     let rank = p.lora.as_ref().map_or(0, |l| l.rank);
     let pass = if kind == "finetune" { Pass::FullTraining } else { Pass::FrozenTraining };
     let mut trainer = Trainer::new(model, p, seed)?;
-    let mut step = |b: &Batch| -> Result<(), MethodError> {
-        let (tok, mask, labels) = tensors(&trainer.model.backbone, b, &device)?;
-        let loss = trainer.step(&tok, &mask, &labels, p.lr).map_err(ModelError::from)?.loss;
+    // Each batch as the groups it is computed in (one group unless split).
+    let pieces: Vec<Vec<Batch>> = batches
+        .iter()
+        .map(|b| {
+            let groups = if split { length_groups(&b.ids.iter().map(Vec::len).collect::<Vec<_>>()) } else { vec![(0..b.ids.len()).collect()] };
+            groups.iter().map(|g| Batch { ids: g.iter().map(|&i| b.ids[i].clone()).collect(), labels: g.iter().map(|&i| b.labels[i]).collect() }).collect()
+        })
+        .collect();
+    let mut step = |groups: &Vec<Batch>| -> Result<(), MethodError> {
+        let groups = groups.iter().map(|b| tensors(&trainer.model.backbone, b, &device)).collect::<Result<Vec<_>, _>>()?;
+        let loss = trainer.step(&groups, p.lr).map_err(ModelError::from)?.loss;
         if !loss.is_finite() {
             return Err(MethodError::Numerical(format!("training loss became {loss}")));
         }
         Ok(())
     };
-    batches[..warmup].iter().try_for_each(&mut step)?;
+    pieces[..warmup].iter().try_for_each(&mut step)?;
     let started = Instant::now();
-    batches[warmup..].iter().try_for_each(&mut step)?;
+    pieces[warmup..].iter().try_for_each(&mut step)?;
     let seconds = started.elapsed().as_secs_f64();
     let adapters = (!adapter_dims.is_empty()).then_some((rank, adapter_dims.as_slice()));
-    let gflop = batches[warmup..].iter().map(|b| ForwardFlops::of(&cfg, b.ids.len(), b.ids.iter().map(Vec::len).max().unwrap_or(0), true, adapters).step(pass)).sum::<f64>() / 1e9;
-    let m = measurement(kind.to_string(), batching, &batches[warmup..], seconds, gflop);
+    let timed: Vec<Batch> = pieces[warmup..].iter().flatten().cloned().collect();
+    let gflop = timed.iter().map(|b| ForwardFlops::of(&cfg, b.ids.len(), b.ids.iter().map(Vec::len).max().unwrap_or(0), true, adapters).step(pass)).sum::<f64>() / 1e9;
+    let m = measurement(kind.to_string(), batching, &timed, seconds, gflop);
     let dir = absolute(&trainer.model.backbone.dir);
     let file = BatchFile { workload: "train", backbone: dir, method: Some(kind.to_string()), params: Some(p.clone()), warmup_batches: warmup, batches };
     Ok((m, file))
@@ -228,7 +241,7 @@ pub fn training(
 fn rebatch(batches: &[Vec<usize>], lengths: &[usize], batch_size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
     let members: Vec<usize> = batches.iter().flatten().copied().collect();
     let sub: Vec<usize> = members.iter().map(|&i| lengths[i]).collect();
-    make_batches(&sub, batch_size, true, rng).into_iter().map(|b| b.into_iter().map(|j| members[j]).collect()).collect()
+    make_batches(&sub, batch_size, Bucketing::Length, rng).into_iter().map(|b| b.into_iter().map(|j| members[j]).collect()).collect()
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {

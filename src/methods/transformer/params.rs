@@ -69,6 +69,54 @@ impl LoraTarget {
     pub const ENCODER: [LoraTarget; 6] = [Self::Query, Self::Key, Self::Value, Self::AttentionOutput, Self::Intermediate, Self::Output];
 }
 
+/// How training examples are grouped into batches. Written in a spec as `bucketing: false`, `true` or
+/// `split`; stored the same way, so records of runs from before `split` existed keep their identities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bucketing {
+    /// Random batches, each padded to its longest example (what PyTorch's default collator does).
+    Off,
+    /// Windows of shuffled examples sorted by length, then cut into batches: the least padding. Where
+    /// length predicts the label (SMS spam is long) half the batches hold a single class, which changes
+    /// what each step learns from.
+    #[default]
+    Length,
+    /// Random batches, as `false`, each computed as groups of similar lengths padded separately: the
+    /// optimiser sees exactly random batches, at a little more padding than `true`.
+    Split,
+}
+
+impl Serialize for Bucketing {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Bucketing::Off => s.serialize_bool(false),
+            Bucketing::Length => s.serialize_bool(true),
+            Bucketing::Split => s.serialize_str("split"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bucketing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Bucketing;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true (length bucketing), false (random batches) or split (random batches computed in length groups)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Bucketing, E> {
+                Ok(if v { Bucketing::Length } else { Bucketing::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bucketing, E> {
+                match v {
+                    "split" => Ok(Bucketing::Split),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoraSettings {
@@ -101,8 +149,8 @@ pub struct TrainParams {
     pub warmup_ratio: f64,
     /// Gradients are scaled down when their global L2 norm exceeds this.
     pub max_grad_norm: f64,
-    /// Batches of similar lengths (less padding); deterministic under the seed.
-    pub bucketing: bool,
+    /// How examples are grouped into batches (`false`, `true` or `split`); deterministic under the seed.
+    pub bucketing: Bucketing,
     /// Training loss is recorded every this many steps.
     pub log_every: usize,
     pub device: DeviceChoice,
@@ -161,7 +209,7 @@ impl Default for TrainParams {
             weight_decay: 0.01,
             warmup_ratio: 0.06,
             max_grad_norm: 1.0,
-            bucketing: true,
+            bucketing: Bucketing::Length,
             log_every: 50,
             device: DeviceChoice::Cpu,
             lora: None,

@@ -14,7 +14,7 @@ use super::backbone::{locate, Backbone};
 use super::classifier::Classifier;
 use super::encoder::Mode;
 use super::optim::{Optim, Settings};
-use super::params::{SelectBy, TrainParams};
+use super::params::{Bucketing, SelectBy, TrainParams};
 use crate::data::split;
 use crate::error::{MethodError, ModelError};
 use crate::methods::{Examples, FitContext, Fitted};
@@ -101,21 +101,73 @@ pub struct FittedClassifier {
     device: Device,
 }
 
-/// Batches of example indices for one epoch. With bucketing, windows of shuffled examples are sorted by
-/// length before being cut into batches, and the batches shuffled: little padding, still random.
-pub fn make_batches(lengths: &[usize], batch_size: usize, bucketing: bool, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+/// Batches of example indices for one epoch. With length bucketing, windows of shuffled examples are
+/// sorted by length before being cut into batches, and the batches shuffled: little padding, still
+/// random. Otherwise (`false`, `split`) the shuffled examples are cut in order.
+pub fn make_batches(lengths: &[usize], batch_size: usize, bucketing: Bucketing, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
     let mut idx: Vec<usize> = (0..lengths.len()).collect();
     idx.shuffle(rng);
-    if bucketing {
+    let by_length = bucketing == Bucketing::Length;
+    if by_length {
         for window in idx.chunks_mut(batch_size * BUCKET_WINDOW) {
             window.sort_by_key(|&i| lengths[i]); // stable: ties keep their shuffled order
         }
     }
     let mut batches: Vec<Vec<usize>> = idx.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    if bucketing {
+    if by_length {
         batches.shuffle(rng);
     }
     batches
+}
+
+/// The fixed cost of one more forward and backward pass, in padded tokens' worth of work: what
+/// splitting a batch must save in padding to pay for itself. Measured with `bench perf` on SMS (see
+/// docs/performance.md).
+const GROUP_COST_TOKENS: usize = 64;
+
+/// A batch's examples (given by their lengths) in groups of similar lengths, each padded only to its own
+/// longest: contiguous runs of the batch sorted by length, the cut chosen to minimise padded tokens
+/// plus GROUP_COST_TOKENS per group (exactly, by dynamic programming over the cut points). Positions
+/// are into `lengths`.
+pub fn length_groups(lengths: &[usize]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| lengths[i]);
+    let n = order.len();
+    // cost[j]: the cheapest grouping of the j shortest; cut[j]: where its last group starts.
+    let (mut cost, mut cut) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for j in 1..=n {
+        let longest = lengths[order[j - 1]];
+        (cost[j], cut[j]) = (0..j).map(|i| (cost[i] + (j - i) * longest + GROUP_COST_TOKENS, i)).min().expect("j >= 1");
+    }
+    let mut groups = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        groups.push(order[cut[j]..j].to_vec());
+        j = cut[j];
+    }
+    groups.reverse();
+    groups
+}
+
+/// One group of a training batch: token ids and mask padded to the group's longest, and the targets.
+pub struct Group {
+    pub tok: Tensor,
+    pub mask: Tensor,
+    pub targets: Tensor,
+}
+
+/// A batch's tensors: one group, or with `split` its `length_groups`.
+pub fn batch_groups(backbone: &Backbone, seqs: &[&[u32]], targets: &[u32], split: bool, device: &Device) -> Result<Vec<Group>, ModelError> {
+    let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+    let groups = if split { length_groups(&lengths) } else { vec![(0..seqs.len()).collect()] };
+    groups
+        .iter()
+        .map(|g| {
+            let (tok, mask) = backbone.batch(&g.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), device)?;
+            let targets = Tensor::from_vec(g.iter().map(|&i| targets[i]).collect::<Vec<_>>(), g.len(), device)?;
+            Ok(Group { tok, mask, targets })
+        })
+        .collect()
 }
 
 /// Learning rate at a step: linear warm-up to `peak`, then linear decay to 0 at `total`.
@@ -160,11 +212,25 @@ impl Trainer {
         Ok(Trainer { model, vars, optim, dropout_rng })
     }
 
-    /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr`; the loss
-    /// and the gradient norm before clipping.
-    pub fn step(&mut self, tok: &Tensor, mask: &Tensor, labels: &Tensor, lr: f64) -> candle_core::Result<StepOutcome> {
-        let logits = self.model.forward(tok, mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
-        let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+    /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr` over one batch
+    /// given as groups; the loss and the gradient norm before clipping. The loss is the mean over all the
+    /// batch's examples (each group's mean weighted by its share), so the gradient is the one the whole
+    /// batch padded as one tensor would give.
+    pub fn step(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
+        let total: usize = groups.iter().map(|g| g.targets.dims1()).sum::<candle_core::Result<usize>>()?;
+        let mut loss: Option<Tensor> = None;
+        for g in groups {
+            let logits = self.model.forward(&g.tok, &g.mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
+            let mut part = candle_nn::loss::cross_entropy(&logits, &g.targets)?;
+            if groups.len() > 1 {
+                part = part.affine(g.targets.dims1()? as f64 / total as f64, 0.0)?;
+            }
+            loss = Some(match loss {
+                Some(sum) => (sum + part)?,
+                None => part,
+            });
+        }
+        let loss = loss.ok_or_else(|| candle_core::Error::Msg("a training step needs at least one group".into()))?;
         let mut grads = loss.backward()?;
         let grad_norm = self.optim.step(&mut grads, lr)?;
         Ok(StepOutcome { loss: loss.to_scalar::<f32>().map(f64::from)?, grad_norm })
@@ -225,15 +291,15 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         let batches = make_batches(&lengths, p.batch_size, p.bucketing, &mut batch_rng);
         for batch in &batches {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
+            let targets: Vec<u32> = batch.iter().map(|&i| labels[i] as u32).collect();
+            let groups = batch_groups(&trainer.model.backbone, &seqs, &targets, p.bucketing == Bucketing::Split, &device)?;
             real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
-            padded_tokens += seqs.len() * seqs.iter().map(|s| s.len()).max().unwrap_or(0);
-            let (tok, mask) = trainer.model.backbone.batch(&seqs, &device)?;
-            let targets = Tensor::from_vec(batch.iter().map(|&i| labels[i] as u32).collect::<Vec<_>>(), batch.len(), &device).map_err(ModelError::from)?;
-            let StepOutcome { loss, grad_norm } = trainer.step(&tok, &mask, &targets, learning_rate(step, total, warmup, p.lr)).map_err(ModelError::from)?;
+            padded_tokens += groups.iter().map(|g| g.tok.elem_count()).sum::<usize>();
+            let StepOutcome { loss, grad_norm } = trainer.step(&groups, learning_rate(step, total, warmup, p.lr)).map_err(ModelError::from)?;
             if !loss.is_finite() {
                 return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
             }
-            tracing::trace!(step, loss, grad_norm, positives = batch.iter().filter(|&&i| labels[i]).count(), width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), "step");
+            tracing::trace!(step, loss, grad_norm, positives = batch.iter().filter(|&&i| labels[i]).count(), width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), groups = groups.len(), "step");
             step += 1;
             epoch_loss += loss;
             window_loss += loss;
@@ -359,14 +425,51 @@ mod tests {
     #[test]
     fn bucketed_batches_cover_every_example_once_and_pad_less() {
         let lengths: Vec<usize> = (0..1000).map(|i| 5 + (i * 37) % 90).collect();
-        let pad = |batches: &[Vec<usize>]| -> usize { batches.iter().map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap()).sum() };
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let bucketed = make_batches(&lengths, 16, true, &mut rng);
-        let random = make_batches(&lengths, 16, false, &mut ChaCha8Rng::seed_from_u64(3));
+        let batches = |b: Bucketing| make_batches(&lengths, 16, b, &mut ChaCha8Rng::seed_from_u64(3));
+        let bucketed = batches(Bucketing::Length);
         let mut seen: Vec<usize> = bucketed.iter().flatten().copied().collect();
         seen.sort_unstable();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());
-        assert!(pad(&bucketed) * 10 < pad(&random) * 7, "bucketing pads much less");
-        assert_eq!(make_batches(&lengths, 16, true, &mut ChaCha8Rng::seed_from_u64(3)), bucketed, "deterministic under the seed");
+        let padded = |batches: &[Vec<usize>]| -> usize { batches.iter().map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap()).sum() };
+        assert!(padded(&bucketed) * 10 < padded(&batches(Bucketing::Off)) * 7, "bucketing pads much less");
+        assert_eq!(batches(Bucketing::Length), bucketed, "deterministic under the seed");
+        assert_eq!(batches(Bucketing::Split), batches(Bucketing::Off), "split keeps the random batches");
+    }
+
+    /// Every cut of a batch sorted by length into contiguous groups, with its cost.
+    fn all_groupings(sorted: &[usize]) -> Vec<(usize, usize)> {
+        let n = sorted.len();
+        (0..1usize << (n - 1))
+            .map(|cuts| {
+                let (mut cost, mut start, mut groups) = (0, 0, 0);
+                for end in 1..=n {
+                    if end == n || cuts >> (end - 1) & 1 == 1 {
+                        cost += (end - start) * sorted[end - 1] + GROUP_COST_TOKENS;
+                        (start, groups) = (end, groups + 1);
+                    }
+                }
+                (cost, groups)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn length_groups_are_the_cheapest_grouping() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for n in 1..=12 {
+            let lengths: Vec<usize> = (0..n).map(|_| 3 + (rand::Rng::gen::<u32>(&mut rng) % 120) as usize).collect();
+            let groups = length_groups(&lengths);
+            let mut seen: Vec<usize> = groups.iter().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "every example once");
+            let cost: usize = groups.iter().map(|g| g.len() * g.iter().map(|&i| lengths[i]).max().unwrap() + GROUP_COST_TOKENS).sum();
+            let mut sorted = lengths.clone();
+            sorted.sort_unstable();
+            let best = all_groupings(&sorted).into_iter().map(|(c, _)| c).min().unwrap();
+            assert_eq!(cost, best, "lengths {lengths:?}: {groups:?}");
+        }
+        // One long example among short ones is worth a pass of its own; equal lengths never are.
+        assert_eq!(length_groups(&[10, 10, 120, 10, 10, 10, 10, 10]), vec![vec![0, 1, 3, 4, 5, 6, 7], vec![2]]);
+        assert_eq!(length_groups(&[20; 16]).len(), 1);
     }
 }
