@@ -19,7 +19,7 @@ use crate::methods::transformer::backbone::{locate, Backbone};
 use crate::methods::transformer::embed::length_order;
 use crate::methods::transformer::encoder::{pool, Mode, Pooling};
 use crate::methods::transformer::params::{Bucketing, TrainParams};
-use crate::methods::transformer::train::{build, length_groups, make_batches, Group, Trainer};
+use crate::methods::transformer::train::{build, groups_of, make_batches, Group, Trainer};
 use flops::{ForwardFlops, Pass};
 
 /// How batches are formed.
@@ -212,8 +212,10 @@ pub fn training(
     let pieces: Vec<Vec<Batch>> = batches
         .iter()
         .map(|b| {
-            let groups = if split { length_groups(&b.ids.iter().map(Vec::len).collect::<Vec<_>>()) } else { vec![(0..b.ids.len()).collect()] };
-            groups.iter().map(|g| Batch { ids: g.iter().map(|&i| b.ids[i].clone()).collect(), labels: g.iter().map(|&i| b.labels[i]).collect() }).collect()
+            groups_of(&b.ids.iter().map(Vec::len).collect::<Vec<_>>(), split)
+                .iter()
+                .map(|g| Batch { ids: g.iter().map(|&i| b.ids[i].clone()).collect(), labels: g.iter().map(|&i| b.labels[i]).collect() })
+                .collect()
         })
         .collect();
     let mut step = |groups: &Vec<Batch>| -> Result<(), MethodError> {

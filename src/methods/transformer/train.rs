@@ -156,11 +156,19 @@ pub struct Group {
     pub targets: Tensor,
 }
 
-/// A batch's tensors: one group, or with `split` its `length_groups`.
+/// The groups a batch is computed in: its `length_groups` with `split`, else the whole batch as one.
+pub fn groups_of(lengths: &[usize], split: bool) -> Vec<Vec<usize>> {
+    if split {
+        length_groups(lengths)
+    } else {
+        vec![(0..lengths.len()).collect()]
+    }
+}
+
+/// A batch's tensors, group by group (`groups_of`).
 pub fn batch_groups(backbone: &Backbone, seqs: &[&[u32]], targets: &[u32], split: bool, device: &Device) -> Result<Vec<Group>, ModelError> {
     let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
-    let groups = if split { length_groups(&lengths) } else { vec![(0..seqs.len()).collect()] };
-    groups
+    groups_of(&lengths, split)
         .iter()
         .map(|g| {
             let (tok, mask) = backbone.batch(&g.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), device)?;
@@ -189,8 +197,11 @@ pub fn optimizer(trainable: &[(String, Var)], p: &TrainParams) -> Result<Optim, 
     Ok(Optim::new(vec![(group(decay), p.weight_decay), (group(no_decay), 0.0)], settings).map_err(ModelError::from)?)
 }
 
+/// What one training step reports.
 pub struct StepOutcome {
+    /// The batch's mean cross-entropy, with dropout.
     pub loss: f64,
+    /// Global L2 norm of the gradient, before clipping.
     pub grad_norm: f64,
 }
 
@@ -436,19 +447,19 @@ mod tests {
         assert_eq!(batches(Bucketing::Split), batches(Bucketing::Off), "split keeps the random batches");
     }
 
-    /// Every cut of a batch sorted by length into contiguous groups, with its cost.
-    fn all_groupings(sorted: &[usize]) -> Vec<(usize, usize)> {
+    /// The cost of every cut of a batch sorted by length into contiguous groups.
+    fn all_grouping_costs(sorted: &[usize]) -> Vec<usize> {
         let n = sorted.len();
         (0..1usize << (n - 1))
             .map(|cuts| {
-                let (mut cost, mut start, mut groups) = (0, 0, 0);
+                let (mut cost, mut start) = (0, 0);
                 for end in 1..=n {
                     if end == n || cuts >> (end - 1) & 1 == 1 {
                         cost += (end - start) * sorted[end - 1] + GROUP_COST_TOKENS;
-                        (start, groups) = (end, groups + 1);
+                        start = end;
                     }
                 }
-                (cost, groups)
+                cost
             })
             .collect()
     }
@@ -465,7 +476,7 @@ mod tests {
             let cost: usize = groups.iter().map(|g| g.len() * g.iter().map(|&i| lengths[i]).max().unwrap() + GROUP_COST_TOKENS).sum();
             let mut sorted = lengths.clone();
             sorted.sort_unstable();
-            let best = all_groupings(&sorted).into_iter().map(|(c, _)| c).min().unwrap();
+            let best = all_grouping_costs(&sorted).into_iter().min().unwrap();
             assert_eq!(cost, best, "lengths {lengths:?}: {groups:?}");
         }
         // One long example among short ones is worth a pass of its own; equal lengths never are.
