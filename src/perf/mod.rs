@@ -9,7 +9,7 @@ pub mod matmul;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -116,9 +116,7 @@ fn slice(ids: &[Vec<u32>], labels: &[bool], order: &[usize]) -> Batch {
 
 fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<Group, ModelError> {
     let seqs: Vec<&[u32]> = batch.ids.iter().map(Vec::as_slice).collect();
-    let (tok, mask) = backbone.batch(&seqs, device)?;
-    let targets = Tensor::from_vec(batch.labels.iter().map(|&l| u32::from(l)).collect::<Vec<_>>(), batch.labels.len(), device)?;
-    Ok(Group { tok, mask, targets })
+    Group::new(backbone, &seqs, batch.labels.iter().map(|&l| u32::from(l)).collect(), device)
 }
 
 /// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`.

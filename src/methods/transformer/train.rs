@@ -165,16 +165,21 @@ pub fn groups_of(lengths: &[usize], split: bool) -> Vec<Vec<usize>> {
     }
 }
 
+impl Group {
+    /// The examples `seqs` padded to their longest, with their `targets`.
+    pub fn new(backbone: &Backbone, seqs: &[&[u32]], targets: Vec<u32>, device: &Device) -> Result<Group, ModelError> {
+        let (tok, mask) = backbone.batch(seqs, device)?;
+        let targets = Tensor::from_vec(targets, seqs.len(), device)?;
+        Ok(Group { tok, mask, targets })
+    }
+}
+
 /// A batch's tensors, group by group (`groups_of`).
 pub fn batch_groups(backbone: &Backbone, seqs: &[&[u32]], targets: &[u32], split: bool, device: &Device) -> Result<Vec<Group>, ModelError> {
     let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
     groups_of(&lengths, split)
         .iter()
-        .map(|g| {
-            let (tok, mask) = backbone.batch(&g.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), device)?;
-            let targets = Tensor::from_vec(g.iter().map(|&i| targets[i]).collect::<Vec<_>>(), g.len(), device)?;
-            Ok(Group { tok, mask, targets })
-        })
+        .map(|g| Group::new(backbone, &g.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), g.iter().map(|&i| targets[i]).collect(), device))
         .collect()
 }
 
