@@ -2,7 +2,8 @@
 //! curves, and seeded bootstrap confidence intervals.
 //!
 //! Conventions follow scikit-learn so numbers can be compared: the positive class is spam/toxic, a text
-//! is predicted positive when its probability is above 0.5, ties in scores count half in AUROC, average
+//! is predicted positive when its probability is above the decision threshold (0.5 unless a method chose
+//! another on held-out data), ties in scores count half in AUROC, average
 //! precision is the step-wise sum Σ (Rₙ − Rₙ₋₁)·Pₙ over distinct thresholds, precision with no positive
 //! prediction is 0.
 
@@ -11,8 +12,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// The decision threshold on the positive-class probability.
+/// The default decision threshold on the positive-class probability.
 pub const THRESHOLD: f64 = 0.5;
+
+/// Whether a probability is a positive prediction at `threshold`: the one rule every count, stored
+/// prediction and `bench predict` label follows.
+pub fn predicts_positive(probability: f64, threshold: f64) -> bool {
+    probability > threshold
+}
 /// Bootstrap resamples for the confidence intervals.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 const LOG_LOSS_EPS: f64 = 1e-15;
@@ -108,17 +115,17 @@ pub struct Curves {
     pub pr: Vec<PrPoint>,
 }
 
-/// Everything about one evaluation: metrics with intervals and curves.
-pub fn evaluate(labels: &[bool], probs: &[f64], seed: u64) -> (Metrics, Curves) {
+/// Everything about one evaluation at a decision threshold: metrics with intervals and curves.
+pub fn evaluate(labels: &[bool], probs: &[f64], threshold: f64, seed: u64) -> (Metrics, Curves) {
     assert_eq!(labels.len(), probs.len(), "one probability per label");
     let order = descending_order(probs);
     let unit = vec![1u32; labels.len()];
-    let cm = confusion_matrix(labels, probs, &unit);
+    let cm = confusion_matrix(labels, probs, threshold, &unit);
     let (accuracy, precision, recall, f1) = rates(&cm);
     let metrics = Metrics {
         examples: labels.len(),
         positives: labels.iter().filter(|&&l| l).count(),
-        threshold: THRESHOLD,
+        threshold,
         accuracy,
         precision,
         recall,
@@ -127,7 +134,7 @@ pub fn evaluate(labels: &[bool], probs: &[f64], seed: u64) -> (Metrics, Curves) 
         average_precision: average_precision(labels, probs, &order),
         log_loss: log_loss(labels, probs),
         confusion_matrix: cm,
-        intervals: bootstrap(labels, probs, &order, seed),
+        intervals: bootstrap(labels, probs, &order, threshold, seed),
     };
     let curves = Curves { roc: roc_curve(labels, probs, &order), pr: pr_curve(labels, probs, &order) };
     (metrics, curves)
@@ -140,13 +147,70 @@ fn descending_order(probs: &[f64]) -> Vec<usize> {
     order
 }
 
-/// Weighted confusion matrix at [`THRESHOLD`]; weights are bootstrap counts (all 1 for the plain metric).
-fn confusion_matrix(labels: &[bool], probs: &[f64], weights: &[u32]) -> [[u64; 2]; 2] {
+/// Weighted confusion matrix at `threshold`; weights are bootstrap counts (all 1 for the plain metric).
+fn confusion_matrix(labels: &[bool], probs: &[f64], threshold: f64, weights: &[u32]) -> [[u64; 2]; 2] {
     let mut cm = [[0u64; 2]; 2];
     for ((&y, &p), &w) in labels.iter().zip(probs).zip(weights) {
-        cm[y as usize][(p > THRESHOLD) as usize] += w as u64;
+        cm[y as usize][predicts_positive(p, threshold) as usize] += w as u64;
     }
     cm
+}
+
+/// What a decision threshold is chosen to maximise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdGoal {
+    Accuracy,
+    F1,
+}
+
+/// The decision threshold that maximises `goal` on labelled data (held-out data, never the evaluation
+/// split), with the score it reaches there. Candidates are 0.5, the midpoints between consecutive
+/// distinct probabilities, and one below the lowest and one at or above the highest (every way of cutting
+/// the sorted scores); among equal scores the one nearest 0.5 wins, so the default stays unless the data
+/// says otherwise.
+pub fn best_threshold(labels: &[bool], probs: &[f64], goal: ThresholdGoal) -> (f64, f64) {
+    assert_eq!(labels.len(), probs.len(), "one probability per label");
+    let order = descending_order(probs);
+    let unit = vec![1u32; labels.len()];
+    let (positives, negatives) = count_classes(labels);
+    let score = |tp: f64, fp: f64| {
+        let (fneg, tn) = (positives - tp, negatives - fp);
+        let cm = [[tn as u64, fp as u64], [fneg as u64, tp as u64]];
+        let (accuracy, _, _, f1) = rates(&cm);
+        match goal {
+            ThresholdGoal::Accuracy => accuracy,
+            ThresholdGoal::F1 => f1,
+        }
+    };
+    let at_default = {
+        let cm = confusion_matrix(labels, probs, THRESHOLD, &unit);
+        score(cm[1][1] as f64, cm[0][1] as f64)
+    };
+    let mut best = (THRESHOLD, at_default);
+    let mut consider = |candidate: (f64, f64)| {
+        let nearer = (candidate.0 - THRESHOLD).abs() < (best.0 - THRESHOLD).abs();
+        if candidate.1 > best.1 || (candidate.1 == best.1 && nearer) {
+            best = candidate;
+        }
+    };
+    // Walking down the sorted scores: after a tie group, everything seen so far is predicted positive
+    // by any threshold between this group's score and the next lower one.
+    let groups: Vec<(f64, f64, f64)> = tie_groups(labels, probs, &order, &unit).collect();
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for (k, &(s, pos, neg)) in groups.iter().enumerate() {
+        tp += pos;
+        fp += neg;
+        let t = match groups.get(k + 1) {
+            Some(next) => (s + next.0) / 2.0,
+            // Everything positive: below the lowest score (below 0 when that is 0).
+            None if s > 0.0 => s / 2.0,
+            None => -0.5,
+        };
+        consider((t, score(tp, fp)));
+    }
+    // Nothing positive: at or above the top score.
+    consider((groups.first().map_or(1.0, |g| g.0).max(THRESHOLD), score(0.0, 0.0)));
+    best
 }
 
 /// Accuracy, precision, recall and F1 of the positive class from a confusion matrix.
@@ -290,7 +354,7 @@ fn thin(idx: &[usize]) -> Vec<usize> {
 
 /// Percentile bootstrap (95%) of accuracy, F1 and AUROC. Resample r draws from its own ChaCha stream of
 /// the seed, so the intervals do not depend on the number of threads.
-fn bootstrap(labels: &[bool], probs: &[f64], order: &[usize], seed: u64) -> Intervals {
+fn bootstrap(labels: &[bool], probs: &[f64], order: &[usize], threshold: f64, seed: u64) -> Intervals {
     let n = labels.len();
     let samples: Vec<(f64, f64, Option<f64>)> = (0..BOOTSTRAP_RESAMPLES)
         .into_par_iter()
@@ -301,7 +365,7 @@ fn bootstrap(labels: &[bool], probs: &[f64], order: &[usize], seed: u64) -> Inte
             for _ in 0..n {
                 counts[rng.gen_range(0..n)] += 1;
             }
-            let (acc, _, _, f1) = rates(&confusion_matrix(labels, probs, &counts));
+            let (acc, _, _, f1) = rates(&confusion_matrix(labels, probs, threshold, &counts));
             (acc, f1, weighted_auroc(labels, probs, order, &counts))
         })
         .collect();
@@ -342,7 +406,7 @@ mod tests {
         // probs:  .9   .8   .7   .3   .2   .1
         let labels = [true, false, true, false, true, false];
         let probs = [0.9, 0.8, 0.7, 0.3, 0.2, 0.1];
-        let (m, _) = evaluate(&labels, &probs, 0);
+        let (m, _) = evaluate(&labels, &probs, THRESHOLD, 0);
         // predicted positive: .9 .8 .7 → tp 2, fp 1; fn 1, tn 2
         assert_eq!(m.confusion_matrix, [[2, 1], [1, 2]]);
         close(m.accuracy, 4.0 / 6.0);
@@ -362,7 +426,7 @@ mod tests {
         // Every score tied: AUROC is exactly 0.5, AP is the positive rate.
         let labels = [true, false, false, true, false];
         let probs = [0.4; 5];
-        let (m, c) = evaluate(&labels, &probs, 0);
+        let (m, c) = evaluate(&labels, &probs, THRESHOLD, 0);
         close(m.auroc, 0.5);
         close(m.average_precision, 0.4);
         assert_eq!(m.confusion_matrix, [[3, 0], [2, 0]]);
@@ -372,7 +436,7 @@ mod tests {
         // A tie between one positive and one negative among others.
         let labels = [true, true, false, false];
         let probs = [0.9, 0.5, 0.5, 0.1];
-        let (m, _) = evaluate(&labels, &probs, 0);
+        let (m, _) = evaluate(&labels, &probs, THRESHOLD, 0);
         close(m.auroc, 3.5 / 4.0);
         // AP: threshold .9 → R .5 P 1; threshold .5 → R 1 P 2/3
         close(m.average_precision, 0.5 * 1.0 + 0.5 * 2.0 / 3.0);
@@ -381,18 +445,18 @@ mod tests {
     #[test]
     fn perfect_and_inverted() {
         let labels = [false, false, true, true];
-        let (m, _) = evaluate(&labels, &[0.1, 0.2, 0.8, 0.9], 0);
+        let (m, _) = evaluate(&labels, &[0.1, 0.2, 0.8, 0.9], THRESHOLD, 0);
         close(m.auroc, 1.0);
         close(m.average_precision, 1.0);
         close(m.f1, 1.0);
-        let (m, _) = evaluate(&labels, &[0.9, 0.8, 0.2, 0.1], 0);
+        let (m, _) = evaluate(&labels, &[0.9, 0.8, 0.2, 0.1], THRESHOLD, 0);
         close(m.auroc, 0.0);
         close(m.recall, 0.0);
     }
 
     #[test]
     fn exactly_half_is_negative() {
-        let (m, _) = evaluate(&[true, false], &[0.5, 0.2], 0);
+        let (m, _) = evaluate(&[true, false], &[0.5, 0.2], THRESHOLD, 0);
         assert_eq!(m.confusion_matrix, [[1, 0], [1, 0]]);
     }
 
@@ -400,7 +464,7 @@ mod tests {
     fn roc_curve_drops_collinear_points() {
         let labels = [true, true, true, false, false, false];
         let probs = [0.9, 0.8, 0.7, 0.3, 0.2, 0.1];
-        let (_, c) = evaluate(&labels, &probs, 0);
+        let (_, c) = evaluate(&labels, &probs, THRESHOLD, 0);
         let pts: Vec<(f64, f64)> = c.roc.iter().map(|p| (p.fpr, p.tpr)).collect();
         assert_eq!(pts, vec![(0.0, 0.0), (0.0, 1.0), (1.0, 1.0)]);
     }
@@ -409,15 +473,62 @@ mod tests {
     fn bootstrap_is_seeded_and_brackets_the_estimate() {
         let labels: Vec<bool> = (0..300).map(|i| i % 3 == 0).collect();
         let probs: Vec<f64> = (0..300).map(|i| if i % 3 == 0 { 0.3 + (i % 7) as f64 / 10.0 } else { (i % 5) as f64 / 10.0 }).collect();
-        let (a, _) = evaluate(&labels, &probs, 7);
-        let (b, _) = evaluate(&labels, &probs, 7);
-        let (c, _) = evaluate(&labels, &probs, 8);
+        let (a, _) = evaluate(&labels, &probs, THRESHOLD, 7);
+        let (b, _) = evaluate(&labels, &probs, THRESHOLD, 7);
+        let (c, _) = evaluate(&labels, &probs, THRESHOLD, 8);
         assert_eq!(a.intervals, b.intervals);
         assert_ne!(a.intervals, c.intervals);
         for (iv, v) in [(a.intervals.accuracy, a.accuracy), (a.intervals.f1, a.f1), (a.intervals.auroc, a.auroc)] {
             assert!(iv.low <= v && v <= iv.high, "{iv:?} should contain {v}");
             assert!(iv.high - iv.low > 0.0);
         }
+    }
+
+    /// The score of `goal` at a threshold, counted directly.
+    fn score_at(labels: &[bool], probs: &[f64], t: f64, goal: ThresholdGoal) -> f64 {
+        let (acc, _, _, f1) = rates(&confusion_matrix(labels, probs, t, &vec![1; labels.len()]));
+        match goal {
+            ThresholdGoal::Accuracy => acc,
+            ThresholdGoal::F1 => f1,
+        }
+    }
+
+    #[test]
+    fn best_threshold_beats_every_other_cut_and_prefers_the_default() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for case in 0..200 {
+            let n = 1 + case % 40;
+            // Coarse probabilities, so ties between examples are common.
+            let probs: Vec<f64> = (0..n).map(|_| rng.gen_range(0..20) as f64 / 20.0).collect();
+            let labels: Vec<bool> = probs.iter().map(|&p| rng.gen_bool((0.2 + 0.6 * p).min(1.0))).collect();
+            // The candidates: 0.5, the midpoint of each gap between distinct scores, below the lowest, and
+            // at or above the highest.
+            let mut distinct = probs.clone();
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            let mut candidates = vec![THRESHOLD, if distinct[0] > 0.0 { distinct[0] / 2.0 } else { -0.5 }];
+            candidates.extend(distinct.windows(2).map(|w| (w[0] + w[1]) / 2.0));
+            candidates.push(distinct[distinct.len() - 1].max(THRESHOLD)); // nothing positive
+            for goal in [ThresholdGoal::Accuracy, ThresholdGoal::F1] {
+                let (t, s) = best_threshold(&labels, &probs, goal);
+                close(score_at(&labels, &probs, t, goal), s);
+                // No threshold at all does better: every distinct cut of the scores is one in this grid.
+                for k in -1..=41 {
+                    let other = k as f64 / 40.0 - 1e-9;
+                    let o = score_at(&labels, &probs, other, goal);
+                    assert!(o <= s + 1e-12, "case {case} {goal:?}: {other} scores {o} > {s} at {t}");
+                }
+                // Of the candidates that score as well, the one nearest 0.5.
+                let nearest = candidates.iter().copied().filter(|&c| score_at(&labels, &probs, c, goal) == s).min_by(|a, b| (a - THRESHOLD).abs().total_cmp(&(b - THRESHOLD).abs())).unwrap();
+                assert!((t - THRESHOLD).abs() <= (nearest - THRESHOLD).abs() + 1e-12, "case {case} {goal:?}: {t} chosen, {nearest} ties nearer 0.5");
+            }
+        }
+        // Cleanly separated above 0.5: the best cut sits between the classes, not at 0.5.
+        let labels = [false, false, false, true, true];
+        let probs = [0.2, 0.6, 0.7, 0.8, 0.9];
+        assert_eq!(best_threshold(&labels, &probs, ThresholdGoal::Accuracy), (0.75, 1.0));
+        // Already perfect at 0.5: 0.5 stays.
+        assert_eq!(best_threshold(&labels, &[0.2, 0.3, 0.4, 0.8, 0.9], ThresholdGoal::F1), (THRESHOLD, 1.0));
     }
 
     #[test]

@@ -146,7 +146,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
             return Err(crate::error::MethodError::Numerical(format!("the model predicted a non-finite probability for evaluation example {bad}")));
         }
         let t = Instant::now();
-        let (m, curves) = metrics::evaluate(&data.eval_labels, &probs, cfg.seed);
+        let (m, curves) = metrics::evaluate(&data.eval_labels, &probs, fitted.threshold(), cfg.seed);
         timings.evaluate_s = t.elapsed().as_secs_f64();
         Ok((fitted, probs, m, curves))
     })();
@@ -179,6 +179,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
     };
     match result {
         Ok((fitted, probs, m, curves)) => {
+            let threshold = m.threshold;
             record.metrics = Some(m);
             record.curves = Some(curves);
             record.train_samples_per_s =
@@ -200,7 +201,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
                 .zip(&data.eval_labels)
                 .zip(&probs)
                 .zip(&data.eval_texts)
-                .map(|(((&index, &label), &probability), text)| Prediction::new(index, label, probability, text))
+                .map(|(((&index, &label), &probability), text)| Prediction::new(index, label, probability, threshold, text))
                 .collect();
         }
         Err(e) => {

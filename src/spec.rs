@@ -572,6 +572,17 @@ mod tests {
     }
 
     #[test]
+    fn a_tuned_threshold_needs_a_metric_that_depends_on_it() {
+        let lora = |m: &str| format!("dataset:\n  name: sms\nmethod:\n  kind: lora\n  early_stopping:\n    metric: {m}\n    tune_threshold: true\n");
+        let err = Spec::parse(Path::new("s.yaml"), &lora("auroc")).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:") && err.contains("use metric: accuracy or f1"), "{err}");
+        let method = |src: &str| serde_json::to_value(&Spec::parse(Path::new("s.yaml"), src).unwrap().runs[0].config.method).unwrap();
+        assert_eq!(method(&lora("accuracy"))["early_stopping"]["tune_threshold"], serde_json::json!(true));
+        let off = lora("f1").replace("tune_threshold: true", "patience: 2");
+        assert!(method(&off)["early_stopping"].get("tune_threshold").is_none(), "left out when off, so run ids stay");
+    }
+
+    #[test]
     fn bad_sweep_key_lists_settings() {
         let src = format!("{BASE}sweep:\n  method.nope: [1]\n");
         let err = Spec::parse(Path::new("s.yaml"), &src).unwrap_err().to_string();

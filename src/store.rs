@@ -53,9 +53,9 @@ pub struct Prediction {
 pub const MISTAKE_EXCERPT_CHARS: usize = 400;
 
 impl Prediction {
-    /// A prediction at the metrics' decision threshold, with the text's start kept when it is wrong.
-    pub fn new(index: usize, label: bool, probability: f64, text: &str) -> Prediction {
-        let wrong = (probability >= crate::metrics::THRESHOLD) != label;
+    /// A prediction at the run's decision threshold, with the text's start kept when it is wrong.
+    pub fn new(index: usize, label: bool, probability: f64, threshold: f64, text: &str) -> Prediction {
+        let wrong = crate::metrics::predicts_positive(probability, threshold) != label;
         let text = wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect());
         Prediction { index, label, probability, text }
     }
@@ -108,6 +108,13 @@ pub struct RunRecord {
     pub started_at: String,
     pub finished_at: String,
     pub predictions: Vec<Prediction>,
+}
+
+impl RunRecord {
+    /// The decision threshold the run's metrics and stored predictions use (0.5 for a failed run).
+    pub fn threshold(&self) -> f64 {
+        self.metrics.as_ref().map_or(crate::metrics::THRESHOLD, |m| m.threshold)
+    }
 }
 
 fn short_hash(bytes: &[u8]) -> String {

@@ -16,8 +16,9 @@ fn smoke_texts() -> Vec<String> {
     r.records().map(|rec| rec.unwrap()[0].to_string()).collect()
 }
 
-/// Trains one tiny run of `method` on the smoke sample and checks predict against the record.
-fn check_predict_matches_record(method: &str, artifact_files: &[&str]) {
+/// Trains one tiny run of `method` on the smoke sample and checks predict against the record: the same
+/// probabilities, and labels at the run's decision threshold. Returns the record.
+fn check_predict_matches_record(method: &str, artifact_files: &[&str]) -> serde_json::Value {
     let sb = Sandbox::new();
     std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
     let spec = sb.write("s.yaml", csv_spec("smoke.csv", method));
@@ -41,11 +42,13 @@ fn check_predict_matches_record(method: &str, artifact_files: &[&str]) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), preds.len());
+    let threshold = r["metrics"]["threshold"].as_f64().unwrap();
     for (line, (_, want)) in lines.iter().zip(&preds) {
         let got = line["probability"].as_f64().unwrap();
         assert!((got - want).abs() < 1e-5, "{method}: predict gave {got}, the run recorded {want}");
-        assert_eq!(line["label"], if got > 0.5 { "spam" } else { "ham" });
+        assert_eq!(line["label"], if got > threshold { "spam" } else { "ham" });
     }
+    r
 }
 
 #[test]
@@ -73,6 +76,21 @@ fn mean_pooled_finetuned_run_predicts_as_it_was_trained() {
 #[test]
 fn mean_pooled_lora_run_predicts_as_it_was_trained() {
     check_predict_matches_record("  kind: lora\n  pooling: mean\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-3\n", &["adapter_model.safetensors"]);
+}
+
+// A threshold chosen on the held-out data is the one the record's metrics, its stored mistakes and
+// `bench predict`'s labels all use.
+#[test]
+fn a_tuned_threshold_carries_from_the_record_to_predict() {
+    let method = "  kind: lora\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-3\n  early_stopping:\n    holdout: 0.2\n    metric: accuracy\n    tune_threshold: true\n";
+    let r = check_predict_matches_record(method, &["adapter_model.safetensors"]);
+    let threshold = r["metrics"]["threshold"].as_f64().unwrap();
+    assert_eq!(r["history"]["threshold"].as_f64(), Some(threshold));
+    assert_ne!(threshold, 0.5, "after one short epoch the held-out data should move the threshold (else this test checks nothing)");
+    for p in r["predictions"].as_array().unwrap() {
+        let wrong = (p["probability"].as_f64().unwrap() > threshold) != p["label"].as_bool().unwrap();
+        assert_eq!(p.get("text").is_some(), wrong, "mistakes are kept at the run's threshold: {p}");
+    }
 }
 
 #[test]

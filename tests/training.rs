@@ -134,7 +134,7 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
     let progress = Progress::hidden();
     let dir = minilm();
     let ctx = FitContext { seed: 5, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
-    let es = EarlyStopping { holdout: 0.25, metric: SelectBy::LogLoss, patience: None };
+    let es = EarlyStopping { holdout: 0.25, metric: SelectBy::LogLoss, ..Default::default() };
     let p = TrainParams {
         backbone: dir.display().to_string(),
         epochs: 3,
@@ -159,8 +159,38 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
     let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
     let held_labels: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
     let probs = fitted.predict_proba(&held_texts, &progress).unwrap();
-    let (m, _) = textbench::metrics::evaluate(&held_labels, &probs, 5);
+    let (m, _) = textbench::metrics::evaluate(&held_labels, &probs, textbench::metrics::THRESHOLD, 5);
     assert!((m.log_loss - lowest).abs() < 1e-6, "kept model's loss {} vs best epoch's {lowest}", m.log_loss);
+    assert!(history.get("threshold").is_none() && fitted.threshold() == 0.5, "the threshold stays 0.5 unless tuned");
+}
+
+#[test]
+fn a_tuned_threshold_is_the_best_one_on_the_held_out_data() {
+    use textbench::methods::transformer::params::{EarlyStopping, SelectBy};
+    use textbench::methods::Fitted;
+    use textbench::metrics::{best_threshold, evaluate, ThresholdGoal, THRESHOLD};
+    let models = Arc::new(ModelCache::new(None));
+    let progress = Progress::hidden();
+    let dir = minilm();
+    let ctx = FitContext { seed: 5, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
+    let es = EarlyStopping { holdout: 0.25, metric: SelectBy::Accuracy, tune_threshold: true, ..Default::default() };
+    // One epoch at a small rate: the model is still poorly calibrated, so 0.5 is unlikely to be best.
+    let p = TrainParams { backbone: dir.display().to_string(), epochs: 1, batch_size: 4, lr: 1e-4, lora: Some(LoraSettings::default()), early_stopping: Some(es), ..Default::default() };
+    let (texts, labels) = texts();
+    let fitted = train::fit("lora", &p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap();
+    let history = fitted.history().unwrap();
+    let threshold = history["threshold"].as_f64().expect("the chosen threshold is recorded");
+    assert_eq!(fitted.threshold(), threshold, "the run's metrics use the recorded threshold");
+
+    // Recomputed from the kept model's held-out probabilities: the same threshold, at least as good as 0.5.
+    let (_, held) = textbench::data::split::holdout(&labels, 0.25, 5);
+    let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
+    let held_labels: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
+    let probs = fitted.predict_proba(&held_texts, &progress).unwrap();
+    let (t, accuracy) = best_threshold(&held_labels, &probs, ThresholdGoal::Accuracy);
+    assert_eq!(t, threshold);
+    assert_eq!(history["holdout_at_threshold"]["accuracy"].as_f64().unwrap(), accuracy);
+    assert!(accuracy >= evaluate(&held_labels, &probs, THRESHOLD, 5).0.accuracy);
 }
 
 /// `bucketing: split` computes a batch in length groups: with dropout off, the step's loss and gradient

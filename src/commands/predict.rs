@@ -62,9 +62,11 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
     };
     let positive = record.config.dataset.positive.first().cloned().unwrap_or_else(|| "positive".into());
     let negative = record.config.dataset.negative.first().cloned().unwrap_or_else(|| format!("not {positive}"));
+    // The threshold the run's metrics were computed at: 0.5, or the one chosen on its held-out data.
+    let threshold = record.threshold();
     let mut out = std::io::stdout().lock();
     for (text, p) in texts.iter().zip(&probs) {
-        let label = if *p > crate::metrics::THRESHOLD { &positive } else { &negative };
+        let label = if crate::metrics::predicts_positive(*p, threshold) { &positive } else { &negative };
         if args.json {
             writeln!(out, "{}", serde_json::json!({ "text": text, "label": label, "probability": p }))?;
         } else {

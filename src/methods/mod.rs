@@ -60,6 +60,10 @@ pub trait Fitted: Send + Sync {
     fn train_samples_per_s(&self) -> Option<f64> {
         None
     }
+    /// The decision threshold on `predict_proba`: 0.5, unless the method chose one on held-out data.
+    fn threshold(&self) -> f64 {
+        crate::metrics::THRESHOLD
+    }
 }
 
 /// A method and its hyperparameters, as written in a spec's `method:` section.

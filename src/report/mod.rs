@@ -160,8 +160,8 @@ fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
         .iter()
         .map(|v| {
             let r = v.first();
-            let t = r.metrics.as_ref().map_or(crate::metrics::THRESHOLD, |m| m.threshold);
-            r.predictions.iter().map(|p| (p.probability >= t) == p.label).collect()
+            let t = r.threshold();
+            r.predictions.iter().map(|p| crate::metrics::predicts_positive(p.probability, t) == p.label).collect()
         })
         .collect();
     let mut out = Vec::new();
@@ -182,7 +182,7 @@ fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
 /// The most confident mistakes of a run: wrong at its threshold, furthest from it first.
 fn mistakes(r: &RunRecord) -> Vec<Mistake> {
     let mut wrong: Vec<&crate::store::Prediction> = r.predictions.iter().filter(|p| p.text.is_some()).collect();
-    let t = r.metrics.as_ref().map_or(crate::metrics::THRESHOLD, |m| m.threshold);
+    let t = r.threshold();
     wrong.sort_by(|a, b| (b.probability - t).abs().total_cmp(&(a.probability - t).abs()));
     wrong
         .into_iter()
@@ -255,7 +255,15 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
     };
     if !rows.is_empty() {
         s.metrics = chart(&name("metrics"), "Main metrics per method, with 95% intervals.", charts::metric_bars(&labels, &rows))?;
-        let cms: Vec<(String, [[u64; 2]; 2])> = plotted.iter().filter_map(|v| Some((v.label.clone(), v.first().metrics.as_ref()?.confusion_matrix))).collect();
+        // A threshold other than 0.5 (chosen on held-out data) is named with the counts it produced.
+        let cms: Vec<(String, [[u64; 2]; 2])> = plotted
+            .iter()
+            .filter_map(|v| {
+                let m = v.first().metrics.as_ref()?;
+                let label = if m.threshold == crate::metrics::THRESHOLD { v.label.clone() } else { format!("{} (threshold {:.3})", v.label, m.threshold) };
+                Some((label, m.confusion_matrix))
+            })
+            .collect();
         s.confusion = chart(&name("confusion"), "Confusion matrices: counts, and the share of each true class (colour).", charts::confusion_grid(&cms, cn))?;
         s.roc = chart(&name("roc"), "ROC curves.", charts::curves(&plotted, charts::Curve::Roc))?;
         s.pr = chart(&name("pr"), "Precision–recall curves.", charts::curves(&plotted, charts::Curve::PrecisionRecall))?;

@@ -190,11 +190,27 @@ pub struct EarlyStopping {
     /// Stop after this many epochs without improvement; without it every epoch runs and the best is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
+    /// Also choose the decision threshold on the held-out data: the one that maximises `metric` (accuracy
+    /// or F1) for the kept epoch's model, instead of 0.5. Left out of the stored configuration when off,
+    /// so earlier runs keep their identities.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tune_threshold: bool,
 }
 
 impl Default for EarlyStopping {
     fn default() -> Self {
-        EarlyStopping { holdout: 0.1, metric: SelectBy::F1, patience: None }
+        EarlyStopping { holdout: 0.1, metric: SelectBy::F1, patience: None, tune_threshold: false }
+    }
+}
+
+impl EarlyStopping {
+    /// What `tune_threshold` maximises: the selection metric, when it depends on a threshold.
+    pub fn threshold_goal(&self) -> Option<crate::metrics::ThresholdGoal> {
+        match self.metric {
+            SelectBy::Accuracy => Some(crate::metrics::ThresholdGoal::Accuracy),
+            SelectBy::F1 => Some(crate::metrics::ThresholdGoal::F1),
+            SelectBy::Auroc | SelectBy::LogLoss => None,
+        }
     }
 }
 
@@ -244,6 +260,12 @@ impl TrainParams {
             }
             if es.patience == Some(0) {
                 return Err(("early_stopping", "early_stopping.patience must be at least 1 (omit it to keep the best of all epochs)".into()));
+            }
+            if es.tune_threshold && es.threshold_goal().is_none() {
+                return Err((
+                    "early_stopping",
+                    "early_stopping.tune_threshold maximises early_stopping.metric on the held-out data, and auroc and log_loss do not depend on a threshold: use metric: accuracy or f1".into(),
+                ));
             }
         }
         match (kind, &self.lora) {

@@ -74,11 +74,17 @@ pub struct History {
     /// With early stopping and a patience: the epoch after which training stopped, if before the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_after: Option<usize>,
+    /// With `tune_threshold`: the decision threshold chosen on the held-out data, and the kept model's
+    /// held-out metrics at it (the per-epoch metrics above are at 0.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout_at_threshold: Option<EvalLog>,
 }
 
 impl EvalLog {
-    fn of(labels: &[bool], probs: &[f64], seed: u64) -> EvalLog {
-        let (m, _) = metrics::evaluate(labels, probs, seed);
+    fn of(labels: &[bool], probs: &[f64], threshold: f64, seed: u64) -> EvalLog {
+        let (m, _) = metrics::evaluate(labels, probs, threshold, seed);
         EvalLog { accuracy: m.accuracy, f1: m.f1, auroc: m.auroc, log_loss: m.log_loss }
     }
 
@@ -295,7 +301,8 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     let mut batch_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     batch_rng.set_stream(1);
     let mut history = History { holdout_examples: p.early_stopping.as_ref().map(|_| holdout_ids.len()), ..Default::default() };
-    let mut best: Option<(usize, f64, Vec<Tensor>)> = None;
+    // The best epoch so far: its number, score, weights and held-out probabilities.
+    let mut best: Option<(usize, f64, Vec<Tensor>, Vec<f64>)> = None;
     let mut epochs_since_best = 0usize;
     let mut epochs_run = 0usize;
     let (mut real_tokens, mut padded_tokens, mut step) = (0usize, 0usize, 0usize);
@@ -331,18 +338,18 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         train_seconds += started.elapsed().as_secs_f64();
         epochs_run = epoch;
         let eval = match &ctx.monitor {
-            Some(m) => Some(EvalLog::of(m.labels, &predict(&trainer.model, m.texts, ctx.progress, &device)?, ctx.seed)),
+            Some(m) => Some(EvalLog::of(m.labels, &predict(&trainer.model, m.texts, ctx.progress, &device)?, metrics::THRESHOLD, ctx.seed)),
             None => None,
         };
         let holdout = match &p.early_stopping {
             Some(es) => {
                 let probs = trainer.model.predict_ids(&holdout_ids, PREDICT_BATCH, &device, &|_| {})?;
-                let log = EvalLog::of(&holdout_labels, &probs, ctx.seed);
+                let log = EvalLog::of(&holdout_labels, &probs, metrics::THRESHOLD, ctx.seed);
                 let score = log.score(es.metric);
                 // Strictly better only: on a tie the earlier (less trained) epoch is kept.
-                if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+                if best.as_ref().is_none_or(|(_, s, _, _)| score > *s) {
                     let snapshot = trainer.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(ModelError::from)?;
-                    best = Some((epoch, score, snapshot));
+                    best = Some((epoch, score, snapshot, probs));
                     epochs_since_best = 0;
                 } else {
                     epochs_since_best += 1;
@@ -361,11 +368,17 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         }
     }
     bar.finish_and_clear();
-    if let Some((epoch, _, snapshot)) = best {
+    if let Some((epoch, _, snapshot, probs)) = best {
         for (v, t) in trainer.vars.iter().zip(&snapshot) {
             v.set(t).map_err(ModelError::from)?;
         }
         history.best_epoch = Some(epoch);
+        if let Some(goal) = p.early_stopping.as_ref().filter(|es| es.tune_threshold).and_then(|es| es.threshold_goal()) {
+            let (threshold, _) = metrics::best_threshold(&holdout_labels, &probs, goal);
+            tracing::info!(threshold, "decision threshold chosen on the held-out data");
+            history.threshold = Some(threshold);
+            history.holdout_at_threshold = Some(EvalLog::of(&holdout_labels, &probs, threshold, ctx.seed));
+        }
     }
     history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
     history.train_samples_per_s = (epochs_run * ids.len()) as f64 / train_seconds;
@@ -421,6 +434,10 @@ impl Fitted for FittedClassifier {
 
     fn train_samples_per_s(&self) -> Option<f64> {
         Some(self.history.train_samples_per_s)
+    }
+
+    fn threshold(&self) -> f64 {
+        self.history.threshold.unwrap_or(metrics::THRESHOLD)
     }
 }
 
