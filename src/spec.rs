@@ -387,13 +387,13 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
     })
 }
 
+/// A sweep's setting for one run: dotted path → the value chosen.
+type SweepPoint = BTreeMap<String, serde_json::Value>;
+
 /// Expands `sweep:` (dotted path → list of values) into the grid of configs, in the order the keys are written.
-fn expand_sweep(
-    base: &RunConfig,
-    sweep: &serde_yaml::Mapping,
-) -> Result<Vec<(RunConfig, BTreeMap<String, serde_json::Value>)>, (String, String)> {
+fn expand_sweep(base: &RunConfig, sweep: &serde_yaml::Mapping) -> Result<Vec<(RunConfig, SweepPoint)>, (String, String)> {
     let base_json = serde_json::to_value(base).expect("a RunConfig serialises");
-    let mut grid: Vec<(serde_json::Value, BTreeMap<String, serde_json::Value>)> = vec![(base_json, BTreeMap::new())];
+    let mut grid: Vec<(serde_json::Value, SweepPoint)> = vec![(base_json, SweepPoint::new())];
     for (key, values) in sweep {
         let key = key.as_str().ok_or_else(|| ("".to_string(), "sweep keys are dotted paths such as method.components".to_string()))?.to_string();
         let values = values.as_sequence().filter(|v| !v.is_empty()).ok_or_else(|| (key.clone(), format!("sweep `{key}` needs a non-empty list of values")))?;

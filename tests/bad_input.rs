@@ -107,7 +107,7 @@ fn wrong_type_is_located() {
 #[test]
 fn invalid_utf8_names_line_and_column() {
     let sb = Sandbox::new();
-    sb.write("latin.csv", b"text,label\nhello,ham\ncaf\xe9 au lait,ham\nwin cash,spam\n".to_vec());
+    sb.write("latin.csv", b"text,label\nhello,ham\ncaf\xe9 au lait,ham\nwin cash,spam\n");
     assert_rejected(&sb, &csv_spec("latin.csv", LSA), &["latin.csv: not valid UTF-8 at line 3, column 4", "encoding: latin-1"]);
 }
 

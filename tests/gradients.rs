@@ -30,7 +30,7 @@ fn every_encoder_weight_gets_a_gradient() {
     for (name, var) in &weights.vars {
         let g: Option<&Tensor> = grads.get(var.as_tensor());
         let norm = g.map(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()).unwrap_or(0.0);
-        if !(norm > 0.0) {
+        if norm.is_nan() || norm <= 0.0 {
             missing.push(name.clone());
         }
     }

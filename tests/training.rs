@@ -38,7 +38,7 @@ fn weights_without_gradient(pooling: Pooling) -> (usize, Vec<String>) {
     let labels = Tensor::new(&[1u32, 0, 1], &dev).unwrap();
     let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
     let missing =
-        model.trainable.iter().filter(|(_, v)| grads.get(v.as_tensor()).map_or(true, |g| !(sum_abs(g) > 0.0))).map(|(n, _)| n.clone()).collect();
+        model.trainable.iter().filter(|(_, v)| grads.get(v.as_tensor()).is_none_or(|g| sum_abs(g).is_nan() || sum_abs(g) <= 0.0)).map(|(n, _)| n.clone()).collect();
     (model.trainable.len(), missing)
 }
 

@@ -82,13 +82,16 @@ fn legend(area: &Area<'_>, entries: &[(String, usize)]) -> Result<()> {
     Ok(())
 }
 
+/// A bar's interval, (low, high), when it has one.
+pub type Whisker = Option<(f64, f64)>;
+
 /// Bars in groups: one group per category, one bar per series, optional whiskers.
 pub struct GroupedBars<'a> {
     pub title: &'a str,
     pub y_desc: &'a str,
     pub groups: Vec<String>,
     /// (label, a value per group, an optional (low, high) per group).
-    pub series: Vec<(String, Vec<f64>, Vec<Option<(f64, f64)>>)>,
+    pub series: Vec<(String, Vec<f64>, Vec<Whisker>)>,
     pub y_range: (f64, f64),
 }
 
@@ -204,23 +207,23 @@ pub fn confusion_grid(items: &[(String, [[u64; 2]; 2])], class_names: (&str, &st
             panel.draw(&Text::new(shorten(label, 28), (10, 8), font(14)))?;
             let (x0, y0, size) = (70i32, 50i32, 70i32);
             let names = [class_names.0, class_names.1];
-            for t in 0..2 {
-                let row_total = (cm[t][0] + cm[t][1]).max(1) as f64;
-                panel.draw(&Text::new(format!("true {}", shorten(names[t], 9)), (4, y0 + t as i32 * size + size / 2 - 6), font(11)))?;
-                for p in 0..2 {
-                    let rate = cm[t][p] as f64 / row_total;
+            for (t, (row, name)) in cm.iter().zip(names).enumerate() {
+                let row_total = (row[0] + row[1]).max(1) as f64;
+                panel.draw(&Text::new(format!("true {}", shorten(name, 9)), (4, y0 + t as i32 * size + size / 2 - 6), font(11)))?;
+                for (p, &count) in row.iter().enumerate() {
+                    let rate = count as f64 / row_total;
                     let shade = |c: u8| (255.0 - (255.0 - c as f64) * rate) as u8;
                     let fill = RGBColor(shade(0), shade(90), shade(160));
                     let (cx, cy) = (x0 + p as i32 * size, y0 + t as i32 * size);
                     panel.draw(&Rectangle::new([(cx, cy), (cx + size, cy + size)], fill.filled()))?;
                     panel.draw(&Rectangle::new([(cx, cy), (cx + size, cy + size)], BLACK.stroke_width(1)))?;
                     let ink = if rate > 0.55 { WHITE } else { BLACK };
-                    panel.draw(&Text::new(cm[t][p].to_string(), (cx + 8, cy + 18), font(15).color(&ink)))?;
+                    panel.draw(&Text::new(count.to_string(), (cx + 8, cy + 18), font(15).color(&ink)))?;
                     panel.draw(&Text::new(format!("{:.1}%", 100.0 * rate), (cx + 8, cy + 40), font(12).color(&ink)))?;
                 }
             }
-            for p in 0..2 {
-                panel.draw(&Text::new(format!("pred {}", shorten(names[p], 8)), (x0 + p as i32 * size + 2, y0 + 2 * size + 6), font(11)))?;
+            for (p, name) in names.iter().enumerate() {
+                panel.draw(&Text::new(format!("pred {}", shorten(name, 8)), (x0 + p as i32 * size + 2, y0 + 2 * size + 6), font(11)))?;
             }
         }
         Ok(())

@@ -64,9 +64,12 @@ pub fn newest(records: &[RunRecord]) -> (Vec<&RunRecord>, usize) {
     (kept, superseded)
 }
 
+/// One dataset's records while grouping: the finished ones by configuration (seed aside), and the failed.
+type DatasetRecords<'a> = (BTreeMap<String, Vec<&'a RunRecord>>, Vec<&'a RunRecord>);
+
 /// Groups records into datasets and variants.
 pub fn group<'a>(records: &[&'a RunRecord]) -> Vec<DatasetRuns<'a>> {
-    let mut datasets: BTreeMap<(String, String), (BTreeMap<String, Vec<&'a RunRecord>>, Vec<&'a RunRecord>)> = BTreeMap::new();
+    let mut datasets: BTreeMap<(String, String), DatasetRecords<'a>> = BTreeMap::new();
     for &r in records {
         let entry = datasets.entry((r.data.name.clone(), r.data.fingerprint.clone())).or_default();
         if r.status == RunStatus::Failed || r.metrics.is_none() {

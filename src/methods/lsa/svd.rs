@@ -48,7 +48,7 @@ fn orthonormalize(y: &Array2<f64>) -> Result<Array2<f64>, MethodError> {
     let (vals, vecs) = gram.eigh_into()?;
     let (vals, vecs) = (vals, vecs).sort_eig_desc();
     let top = vals.first().copied().unwrap_or(0.0);
-    if !(top > 0.0) || !top.is_finite() {
+    if !top.is_finite() || top <= 0.0 {
         return Err(MethodError::Numerical("the TF-IDF matrix has no energy to decompose (all rows empty?)".into()));
     }
     let keep = vals.iter().take_while(|&&v| v > top * 1e-12).count();

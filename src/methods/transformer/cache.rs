@@ -12,12 +12,15 @@ use sha2::{Digest, Sha256};
 use super::backbone::{locate, Backbone};
 use crate::error::ModelError;
 
+/// One embedding per text, shared by the runs that use them.
+pub type SharedEmbeddings = Arc<Vec<Vec<f32>>>;
+
 #[derive(Default)]
 pub struct ModelCache {
     /// Where embeddings are kept between invocations; `None` keeps them in memory only.
     dir: Option<PathBuf>,
     backbones: Mutex<HashMap<(PathBuf, usize, String), Arc<Backbone>>>,
-    embeddings: Mutex<HashMap<String, Arc<Vec<Vec<f32>>>>>,
+    embeddings: Mutex<HashMap<String, SharedEmbeddings>>,
 }
 
 impl ModelCache {
@@ -45,7 +48,7 @@ impl ModelCache {
         settings: &str,
         texts: &[String],
         compute: impl FnOnce() -> Result<Vec<Vec<f32>>, ModelError>,
-    ) -> Result<(Arc<Vec<Vec<f32>>>, bool), ModelError> {
+    ) -> Result<(SharedEmbeddings, bool), ModelError> {
         let mut h = Sha256::new();
         h.update(backbone.fingerprint.as_bytes());
         h.update(settings.as_bytes());

@@ -46,10 +46,10 @@ impl BertConfig {
         let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
         let cfg: BertConfig = serde_json::from_str(&text)
             .map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: format!("line {}, column {}: {e}", e.line(), e.column()) })?;
-        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err(ModelError::Invalid {
                 path: path.to_path_buf(),
-                message: format!("hidden_size {} is not a multiple of num_attention_heads {}", cfg.hidden_size, cfg.num_attention_heads),
+                message: format!("num_attention_heads {} must be at least 1 and divide hidden_size {}", cfg.num_attention_heads, cfg.hidden_size),
             });
         }
         if !matches!(cfg.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
@@ -60,5 +60,24 @@ impl BertConfig {
 
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_attention_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_that_do_not_divide_the_width_are_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("textbench-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        for heads in [0, 5] {
+            let json = format!(r#"{{"vocab_size": 10, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": {heads}, "intermediate_size": 64, "max_position_embeddings": 16}}"#);
+            std::fs::write(&path, json).unwrap();
+            let err = BertConfig::load(&path).unwrap_err().to_string();
+            assert!(err.contains(&format!("num_attention_heads {heads} must be at least 1 and divide hidden_size 32")), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -44,8 +44,11 @@ pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_
     })
 }
 
+/// Texts' token ids and pooled embeddings, one of each per text.
+pub type IdsAndEmbeddings = (Vec<Vec<u32>>, Vec<Vec<f32>>);
+
 /// Convenience: tokenize and embed.
-pub fn embed_texts<S: AsRef<str>>(backbone: &Backbone, texts: &[S], pooling: Pooling, batch_size: usize, device: &Device) -> Result<(Vec<Vec<u32>>, Vec<Vec<f32>>), ModelError> {
+pub fn embed_texts<S: AsRef<str>>(backbone: &Backbone, texts: &[S], pooling: Pooling, batch_size: usize, device: &Device) -> Result<IdsAndEmbeddings, ModelError> {
     let ids = backbone.tokenize(texts)?;
     let emb = embed_ids(backbone, &ids, pooling, batch_size, device, &|_| {})?;
     Ok((ids, emb))

@@ -245,8 +245,8 @@ impl TrainParams {
         if !positive(self.lr) {
             return Err(("lr", format!("lr is {}; it must be a positive number", self.lr)));
         }
-        if !(self.weight_decay >= 0.0) {
-            return Err(("weight_decay", "weight_decay must be 0 or more".into()));
+        if !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
+            return Err(("weight_decay", "weight_decay must be a number, 0 or more".into()));
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
             return Err(("warmup_ratio", format!("warmup_ratio is {}; it is a fraction in [0, 1)", self.warmup_ratio)));
