@@ -38,7 +38,7 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
         println!("avg prec   {}", fmt_metric(m.average_precision));
         println!("log loss   {}", fmt_metric(m.log_loss));
         let [[tn, fp], [fneg, tp]] = m.confusion_matrix;
-        println!("confusion  tn {tn}  fp {fp}  fn {fneg}  tp {tp}   (threshold {})", m.threshold);
+        println!("confusion  tn {tn}  fp {fp}  fn {fneg}  tp {tp}   (threshold {:.4})", m.threshold);
     }
     let t = &r.timings;
     println!("timings    load {:.2}s  fit {:.2}s  predict {:.2}s  evaluate {:.2}s", t.load_s, t.fit_s, t.predict_s, t.evaluate_s);
