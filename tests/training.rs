@@ -72,13 +72,9 @@ fn texts() -> (Vec<String>, Vec<bool>) {
 
 #[test]
 fn lora_trains_adapters_and_head_only() {
-    let models = Arc::new(ModelCache::new(None));
-    let progress = Progress::hidden();
     let dir = minilm();
-    let ctx = FitContext { seed: 3, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
     let p = TrainParams { backbone: dir.display().to_string(), epochs: 2, batch_size: 4, lr: 1e-3, lora: Some(LoraSettings::default()), ..Default::default() };
-    let (texts, labels) = texts();
-    let fitted = train::fit("lora", &p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap();
+    let fitted = fit_lora(&p, 3);
     let model = fitted.model();
 
     // The checkpoint's weights are exactly what is on disk.
@@ -126,14 +122,29 @@ fn lora_parameter_count_follows_the_formula() {
     }
 }
 
+/// LoRA training on the `texts()` sample under a seed, with no evaluation split to monitor.
+fn fit_lora(p: &TrainParams, seed: u64) -> train::FittedClassifier {
+    let models = Arc::new(ModelCache::new(None));
+    let progress = Progress::hidden();
+    let dir = minilm();
+    let ctx = FitContext { seed, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
+    let (texts, labels) = texts();
+    train::fit("lora", p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap()
+}
+
+/// The labels of the examples `fit` held out (fraction, seed) and the fitted model's probabilities for them.
+fn held_out_predictions(fitted: &dyn textbench::methods::Fitted, texts: &[String], labels: &[bool], fraction: f64, seed: u64) -> (Vec<bool>, Vec<f64>) {
+    let (_, held) = textbench::data::split::holdout(labels, fraction, seed);
+    let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
+    let probs = fitted.predict_proba(&held_texts, &Progress::hidden()).unwrap();
+    (held.iter().map(|&i| labels[i]).collect(), probs)
+}
+
 #[test]
 fn early_stopping_keeps_the_best_held_out_epoch() {
     use textbench::methods::transformer::params::{EarlyStopping, SelectBy};
     use textbench::methods::Fitted;
-    let models = Arc::new(ModelCache::new(None));
-    let progress = Progress::hidden();
     let dir = minilm();
-    let ctx = FitContext { seed: 5, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
     let es = EarlyStopping { holdout: 0.25, metric: SelectBy::LogLoss, ..Default::default() };
     let p = TrainParams {
         backbone: dir.display().to_string(),
@@ -145,7 +156,7 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
         ..Default::default()
     };
     let (texts, labels) = texts();
-    let fitted = train::fit("lora", &p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap();
+    let fitted = fit_lora(&p, 5);
     let history = fitted.history().unwrap();
     assert_eq!(history["holdout_examples"], 4);
     let losses: Vec<f64> = history["epochs"].as_array().unwrap().iter().map(|e| e["holdout"]["log_loss"].as_f64().unwrap()).collect();
@@ -155,10 +166,7 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
     assert_eq!(losses[best - 1], lowest, "the best epoch is the one with the lowest held-out loss");
 
     // The model kept is that epoch's: it reproduces that epoch's held-out loss.
-    let (_, held) = textbench::data::split::holdout(&labels, 0.25, 5);
-    let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
-    let held_labels: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
-    let probs = fitted.predict_proba(&held_texts, &progress).unwrap();
+    let (held_labels, probs) = held_out_predictions(&fitted, &texts, &labels, 0.25, 5);
     let (m, _) = textbench::metrics::evaluate(&held_labels, &probs, textbench::metrics::THRESHOLD, 5);
     assert!((m.log_loss - lowest).abs() < 1e-6, "kept model's loss {} vs best epoch's {lowest}", m.log_loss);
     assert!(history.get("threshold").is_none() && fitted.threshold() == 0.5, "the threshold stays 0.5 unless tuned");
@@ -169,24 +177,18 @@ fn a_tuned_threshold_is_the_best_one_on_the_held_out_data() {
     use textbench::methods::transformer::params::{EarlyStopping, SelectBy};
     use textbench::methods::Fitted;
     use textbench::metrics::{best_threshold, evaluate, ThresholdGoal, THRESHOLD};
-    let models = Arc::new(ModelCache::new(None));
-    let progress = Progress::hidden();
     let dir = minilm();
-    let ctx = FitContext { seed: 5, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
     let es = EarlyStopping { holdout: 0.25, metric: SelectBy::Accuracy, tune_threshold: true, ..Default::default() };
     // One epoch at a small rate: the model is still poorly calibrated, so 0.5 is unlikely to be best.
     let p = TrainParams { backbone: dir.display().to_string(), epochs: 1, batch_size: 4, lr: 1e-4, lora: Some(LoraSettings::default()), early_stopping: Some(es), ..Default::default() };
     let (texts, labels) = texts();
-    let fitted = train::fit("lora", &p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap();
+    let fitted = fit_lora(&p, 5);
     let history = fitted.history().unwrap();
     let threshold = history["threshold"].as_f64().expect("the chosen threshold is recorded");
     assert_eq!(fitted.threshold(), threshold, "the run's metrics use the recorded threshold");
 
     // Recomputed from the kept model's held-out probabilities: the same threshold, at least as good as 0.5.
-    let (_, held) = textbench::data::split::holdout(&labels, 0.25, 5);
-    let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
-    let held_labels: Vec<bool> = held.iter().map(|&i| labels[i]).collect();
-    let probs = fitted.predict_proba(&held_texts, &progress).unwrap();
+    let (held_labels, probs) = held_out_predictions(&fitted, &texts, &labels, 0.25, 5);
     let (t, accuracy) = best_threshold(&held_labels, &probs, ThresholdGoal::Accuracy);
     assert_eq!(t, threshold);
     assert_eq!(history["holdout_at_threshold"]["accuracy"].as_f64().unwrap(), accuracy);
