@@ -196,15 +196,26 @@ pub fn metric_bars(labels: &[String], rows: &[Row]) -> Result<String> {
     grouped_bars(&GroupedBars { title: &title, y_desc: "value", groups, series, y_range: (floor, 1.0) })
 }
 
-/// Confusion matrices as heat maps: counts, and rates within each true class (the colour).
-pub fn confusion_grid(items: &[(String, [[u64; 2]; 2])], class_names: (&str, &str)) -> Result<String> {
+/// One panel of `confusion_grid`: the variant, its counts, and its decision threshold.
+pub struct Confusion {
+    pub label: String,
+    pub counts: [[u64; 2]; 2],
+    pub threshold: f64,
+}
+
+/// Confusion matrices as heat maps: counts, and rates within each true class (the colour). A threshold
+/// other than 0.5 (chosen on held-out data) is named under the variant.
+pub fn confusion_grid(items: &[Confusion], class_names: (&str, &str)) -> Result<String> {
     let cols = items.len().clamp(1, 4);
     let rows = items.len().div_ceil(cols).max(1);
     let (cell_w, cell_h) = (225u32, 230u32);
     svg((cell_w * cols as u32, cell_h * rows as u32), |root| {
         let panels = root.split_evenly((rows, cols));
-        for ((label, cm), panel) in items.iter().zip(panels.iter()) {
+        for (Confusion { label, counts: cm, threshold }, panel) in items.iter().zip(panels.iter()) {
             panel.draw(&Text::new(shorten(label, 28), (10, 8), font(14)))?;
+            if *threshold != crate::metrics::THRESHOLD {
+                panel.draw(&Text::new(format!("threshold {threshold:.3}"), (10, 27), font(11)))?;
+            }
             let (x0, y0, size) = (70i32, 50i32, 70i32);
             let names = [class_names.0, class_names.1];
             for (t, (row, name)) in cm.iter().zip(names).enumerate() {

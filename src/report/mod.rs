@@ -255,13 +255,11 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
     };
     if !rows.is_empty() {
         s.metrics = chart(&name("metrics"), "Main metrics per method, with 95% intervals.", charts::metric_bars(&labels, &rows))?;
-        // A threshold other than 0.5 (chosen on held-out data) is named with the counts it produced.
-        let cms: Vec<(String, [[u64; 2]; 2])> = plotted
+        let cms: Vec<charts::Confusion> = plotted
             .iter()
             .filter_map(|v| {
                 let m = v.first().metrics.as_ref()?;
-                let label = if m.threshold == crate::metrics::THRESHOLD { v.label.clone() } else { format!("{} (threshold {:.3})", v.label, m.threshold) };
-                Some((label, m.confusion_matrix))
+                Some(charts::Confusion { label: v.label.clone(), counts: m.confusion_matrix, threshold: m.threshold })
             })
             .collect();
         s.confusion = chart(&name("confusion"), "Confusion matrices: counts, and the share of each true class (colour).", charts::confusion_grid(&cms, cn))?;
