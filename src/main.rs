@@ -43,7 +43,13 @@ fn keep_freed_memory() {}
 /// Also: candle's element-wise worker threads spin up to 25,000 times waiting for the next op before
 /// they sleep, and with as many threads as cores that spinning takes cycles from the matrix products
 /// running meanwhile. 1,000 spins measured 8% faster fine-tuning on 2 cores (30.7 → 33.5 samples/s).
-/// Either variable set by the user is left alone.
+///
+/// And those element-wise threads are a second pool beside rayon's (products, fused ops): what is left
+/// for them in training is mostly candle's gradient accumulation, passes over memory, and every such op
+/// hands work to them and back. With the pool reduced to the calling thread (CANDLE_NUM_THREADS=1),
+/// paired runs on 2 cores measured fine-tuning 65.3 → 69.4 samples/s and split LoRA 112.6 → 120.1
+/// (docs/performance.md, finding 17); inference, with few such ops, was unchanged. Measured on 2 cores
+/// only: on a large machine, setting CANDLE_NUM_THREADS may pay. Any variable the user sets is left alone.
 fn tune_threads(threads: Option<usize>) {
     match threads {
         Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.to_string()),
@@ -52,6 +58,9 @@ fn tune_threads(threads: Option<usize>) {
     }
     if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000");
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 
