@@ -47,7 +47,7 @@ fn keep_freed_memory() {}
 /// And those element-wise threads are a second pool beside rayon's (products, fused ops): what is left
 /// for them in training is mostly candle's gradient accumulation, passes over memory, and every such op
 /// hands work to them and back. With the pool reduced to the calling thread (CANDLE_NUM_THREADS=1),
-/// paired runs on 2 cores measured fine-tuning 65.3 → 69.4 samples/s and split LoRA 112.6 → 120.1
+/// paired runs on 2 cores measured fine-tuning 64.8 → 69.1 samples/s and split LoRA 112.6 → 120.1
 /// (docs/performance.md, finding 17); inference, with few such ops, was unchanged. Measured on 2 cores
 /// only: on a large machine, setting CANDLE_NUM_THREADS may pay. Any variable the user sets is left alone.
 fn tune_threads(threads: Option<usize>) {
