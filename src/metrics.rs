@@ -3,9 +3,8 @@
 //!
 //! Conventions follow scikit-learn so numbers can be compared: the positive class is spam/toxic, a text
 //! is predicted positive when its probability is above the decision threshold (0.5 unless a method chose
-//! another on held-out data), ties in scores count half in AUROC, average
-//! precision is the step-wise sum Σ (Rₙ − Rₙ₋₁)·Pₙ over distinct thresholds, precision with no positive
-//! prediction is 0.
+//! another on held-out data), ties in scores count half in AUROC, average precision is the step-wise
+//! sum Σ (Rₙ − Rₙ₋₁)·Pₙ over distinct thresholds, precision with no positive prediction is 0.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,6 +19,7 @@ pub const THRESHOLD: f64 = 0.5;
 pub fn predicts_positive(probability: f64, threshold: f64) -> bool {
     probability > threshold
 }
+
 /// Bootstrap resamples for the confidence intervals.
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 const LOG_LOSS_EPS: f64 = 1e-15;
