@@ -146,6 +146,8 @@ pub fn inference(
         pool(&hidden, &mask, Pooling::Mean)?.to_vec2::<f32>()?;
         Ok(())
     };
+    // On rayon's pool, as `embed::by_length` runs each batch.
+    let run = |b: &Batch| crate::methods::transformer::kernels::in_pool(|| run(b));
     batches[..warmup].iter().try_for_each(run)?;
     let started = Instant::now();
     batches[warmup..].iter().try_for_each(run)?;

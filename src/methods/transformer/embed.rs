@@ -15,20 +15,20 @@ pub fn length_order(ids: &[Vec<u32>]) -> Vec<usize> {
 }
 
 /// Runs `f` on batches of similar lengths, each padded to its own longest text, and returns its results
-/// (one per text in the batch) in the input order.
-pub fn by_length<T: Clone + Default>(
+/// (one per text in the batch) in the input order. Each batch runs on rayon's pool (`kernels::in_pool`).
+pub fn by_length<T: Clone + Default + Send>(
     backbone: &Backbone,
     ids: &[Vec<u32>],
     batch_size: usize,
     device: &Device,
     on_batch: &dyn Fn(usize),
-    mut f: impl FnMut(&Tensor, &Tensor) -> candle_core::Result<Vec<T>>,
+    mut f: impl FnMut(&Tensor, &Tensor) -> candle_core::Result<Vec<T>> + Send,
 ) -> Result<Vec<T>, ModelError> {
     let mut out = vec![T::default(); ids.len()];
     for chunk in length_order(ids).chunks(batch_size.max(1)) {
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
         let (tok, mask) = backbone.batch(&seqs, device)?;
-        for (&i, v) in chunk.iter().zip(f(&tok, &mask)?) {
+        for (&i, v) in chunk.iter().zip(super::kernels::in_pool(|| f(&tok, &mask))?) {
             out[i] = v;
         }
         on_batch(chunk.len());

@@ -237,8 +237,12 @@ impl Trainer {
     /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr` over one batch
     /// given as groups; the loss and the gradient norm before clipping. The loss is the mean over all the
     /// batch's examples (each group's mean weighted by its share), so the gradient is the one the whole
-    /// batch padded as one tensor would give.
+    /// batch padded as one tensor would give. Runs on rayon's pool (`kernels::in_pool`).
     pub fn step(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
+        super::kernels::in_pool(|| self.step_here(groups, lr))
+    }
+
+    fn step_here(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
         let total: usize = groups.iter().map(|g| g.targets.dims1()).sum::<candle_core::Result<usize>>()?;
         let mut loss: Option<Tensor> = None;
         for g in groups {
