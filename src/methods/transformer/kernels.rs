@@ -103,7 +103,7 @@ fn pool_threads() -> usize {
 /// A forward or training pass hands parallel work (products, fused ops) to the pool hundreds of times.
 /// From a thread outside the pool, each hand-off queues a job and parks the caller until a worker has
 /// finished it; from inside, it is a local push that the calling worker helps with at once. Measured
-/// on 2 cores (docs/performance.md, finding 18): fine-tuning +4%, LoRA on `split` +19%.
+/// on 2 cores (docs/performance.md, finding 18): fine-tuning +11%, LoRA on `split` +8%, inference +4–5%.
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
