@@ -147,7 +147,7 @@ pub fn inference(
         Ok(())
     };
     // On rayon's pool, as `embed::by_length` runs each batch.
-    let run = |b: &Batch| crate::methods::transformer::kernels::in_pool(|| run(b));
+    let run = |b: &Batch| crate::methods::transformer::kernels::in_pool(&device, || run(b));
     batches[..warmup].iter().try_for_each(run)?;
     let started = Instant::now();
     batches[warmup..].iter().try_for_each(run)?;

@@ -28,7 +28,7 @@ pub fn by_length<T: Clone + Default + Send>(
     for chunk in length_order(ids).chunks(batch_size.max(1)) {
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
         let (tok, mask) = backbone.batch(&seqs, device)?;
-        for (&i, v) in chunk.iter().zip(super::kernels::in_pool(|| f(&tok, &mask))?) {
+        for (&i, v) in chunk.iter().zip(super::kernels::in_pool(device, || f(&tok, &mask))?) {
             out[i] = v;
         }
         on_batch(chunk.len());

@@ -104,8 +104,13 @@ fn pool_threads() -> usize {
 /// From a thread outside the pool, each hand-off queues a job and parks the caller until a worker has
 /// finished it; from inside, it is a local push that the calling worker helps with at once. Measured
 /// on 2 cores (docs/performance.md, finding 18): fine-tuning +11%, LoRA on `split` +8%, inference +4–5%.
-pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| f())
+/// Only for work on the CPU: on a GPU the work is queued to the device, and it stays on the calling thread.
+pub fn in_pool<R: Send>(device: &candle_core::Device, f: impl FnOnce() -> R + Send) -> R {
+    if device.is_cpu() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
 }
 
 /// dst[m×n] (row stride `dst_rs`, column stride 1) := (dst if `accumulate`) + lhs[m×k] · rhs[k×n],

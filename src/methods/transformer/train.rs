@@ -239,7 +239,8 @@ impl Trainer {
     /// batch's examples (each group's mean weighted by its share), so the gradient is the one the whole
     /// batch padded as one tensor would give. Runs on rayon's pool (`kernels::in_pool`).
     pub fn step(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
-        super::kernels::in_pool(|| self.step_here(groups, lr))
+        let device = groups.first().map_or(candle_core::Device::Cpu, |g| g.tok.device().clone());
+        super::kernels::in_pool(&device, || self.step_here(groups, lr))
     }
 
     fn step_here(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
