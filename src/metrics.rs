@@ -163,6 +163,17 @@ pub enum ThresholdGoal {
     F1,
 }
 
+impl ThresholdGoal {
+    /// The goal's value for a confusion matrix.
+    fn score(self, cm: &[[u64; 2]; 2]) -> f64 {
+        let (accuracy, _, _, f1) = rates(cm);
+        match self {
+            ThresholdGoal::Accuracy => accuracy,
+            ThresholdGoal::F1 => f1,
+        }
+    }
+}
+
 /// The decision threshold that maximises `goal` on labelled data (held-out data, never the evaluation
 /// split), with the score it reaches there. Candidates are 0.5, the midpoints between consecutive
 /// distinct probabilities, and one below the lowest and one at or above the highest (every way of cutting
@@ -173,20 +184,9 @@ pub fn best_threshold(labels: &[bool], probs: &[f64], goal: ThresholdGoal) -> (f
     let order = descending_order(probs);
     let unit = vec![1u32; labels.len()];
     let (positives, negatives) = count_classes(labels);
-    let score = |tp: f64, fp: f64| {
-        let (fneg, tn) = (positives - tp, negatives - fp);
-        let cm = [[tn as u64, fp as u64], [fneg as u64, tp as u64]];
-        let (accuracy, _, _, f1) = rates(&cm);
-        match goal {
-            ThresholdGoal::Accuracy => accuracy,
-            ThresholdGoal::F1 => f1,
-        }
-    };
-    let at_default = {
-        let cm = confusion_matrix(labels, probs, THRESHOLD, &unit);
-        score(cm[1][1] as f64, cm[0][1] as f64)
-    };
-    let mut best = (THRESHOLD, at_default);
+    // The goal when the tp positives and fp negatives seen so far are predicted positive.
+    let score = |tp: f64, fp: f64| goal.score(&[[(negatives - fp) as u64, fp as u64], [(positives - tp) as u64, tp as u64]]);
+    let mut best = (THRESHOLD, goal.score(&confusion_matrix(labels, probs, THRESHOLD, &unit)));
     let mut consider = |candidate: (f64, f64)| {
         let nearer = (candidate.0 - THRESHOLD).abs() < (best.0 - THRESHOLD).abs();
         if candidate.1 > best.1 || (candidate.1 == best.1 && nearer) {
@@ -486,11 +486,7 @@ mod tests {
 
     /// The score of `goal` at a threshold, counted directly.
     fn score_at(labels: &[bool], probs: &[f64], t: f64, goal: ThresholdGoal) -> f64 {
-        let (acc, _, _, f1) = rates(&confusion_matrix(labels, probs, t, &vec![1; labels.len()]));
-        match goal {
-            ThresholdGoal::Accuracy => acc,
-            ThresholdGoal::F1 => f1,
-        }
+        goal.score(&confusion_matrix(labels, probs, t, &vec![1; labels.len()]))
     }
 
     #[test]
