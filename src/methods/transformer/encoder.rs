@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::BertConfig;
 use super::ops;
+use super::packing::Packing;
 
 /// Whether dropout is on, and the generator its masks come from.
 pub struct Mode<'a> {
@@ -115,17 +116,28 @@ impl Linear {
 
     /// `forward`, then an activation or dropout; on CPU without an adapter, inside the same op.
     pub fn forward_then(&self, x: &Tensor, then: Then<'_>, mode: &mut Mode<'_>) -> Result<Tensor> {
+        if x.rank() == 2 {
+            return self.forward_rows(x, then, mode);
+        }
         let mut dims = x.dims().to_vec();
         let inp = dims.pop().unwrap_or(0);
         let rows: usize = dims.iter().product();
-        let x2 = x.reshape((rows, inp))?;
-        let cpu = super::kernels::fusable(&x2);
+        let y = self.forward_rows(&x.reshape((rows, inp))?, then, mode)?;
+        dims.push(y.dim(1)?);
+        y.reshape(dims)
+    }
+
+    /// `forward_then` for x [rows, in]. The encoder keeps its hidden states in this shape: a reshape is
+    /// a graph node, and candle's backward gives each node's input a zero-filled gradient and adds to
+    /// it, two passes over the tensor for nothing.
+    fn forward_rows(&self, x2: &Tensor, then: Then<'_>, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let cpu = super::kernels::fusable(x2);
         let frozen = !self.weight.is_variable() && !self.bias.is_variable();
-        let y = match &self.lora {
+        match &self.lora {
             Some(l) if cpu && frozen => {
                 let dropout = mode.dropout_key(l.dropout);
-                let y = super::fused_lora::lora_linear(&x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?;
-                then.apply(&y, mode)?
+                let y = super::fused_lora::lora_linear(x2, &self.weight, &self.bias, l.a.as_tensor(), l.b.as_tensor(), l.scale, dropout)?;
+                then.apply(&y, mode)
             }
             None if cpu && then.fusable() => {
                 // Drawn here, where the separate dropout would draw it: the generator's sequence and
@@ -135,16 +147,14 @@ impl Linear {
                     Then::Dropout(p) => super::kernels::Epilogue { gelu: false, dropout: mode.dropout_key(p) },
                     Then::Nothing => super::kernels::Epilogue::default(),
                 };
-                super::kernels::linear_then(&x2, &self.weight, &self.bias, epilogue)?
+                super::kernels::linear_then(x2, &self.weight, &self.bias, epilogue)
             }
-            None if cpu => then.apply(&super::kernels::linear(&x2, &self.weight, &self.bias)?, mode)?,
+            None if cpu => then.apply(&super::kernels::linear(x2, &self.weight, &self.bias)?, mode),
             lora => {
-                let y = self.composed(&x2, lora.as_ref(), mode)?;
-                then.apply(&y, mode)?
+                let y = self.composed(x2, lora.as_ref(), mode)?;
+                then.apply(&y, mode)
             }
-        };
-        dims.push(y.dim(1)?);
-        y.reshape(dims)
+        }
     }
 
     /// `forward` from candle ops, for x [rows, in].
@@ -299,6 +309,8 @@ impl Encoder {
     }
 
     /// Last hidden states [batch, seq, hidden] for token ids and a 0/1 attention mask, both [batch, seq].
+    /// On the CPU a right-padded batch is computed without its padding (`packing`), and the padding's
+    /// hidden states come back as zeros; elsewhere, or for another mask, padded and masked.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let cfg = &self.config;
         let (b, t) = ids.dims2()?;
@@ -306,34 +318,71 @@ impl Encoder {
             candle_core::bail!("sequence of {t} tokens exceeds max_position_embeddings {}", cfg.max_position_embeddings);
         }
         let e = &self.embeddings;
+        if super::kernels::fusable(&e.word) {
+            if let Some(packing) = Packing::of(mask)? {
+                let (ids, positions) = packing.pack_ids(ids)?;
+                let x = self.embed(e.word.index_select(&ids, 0)?, e.position.index_select(&positions, 0)?, mode)?;
+                let x = self.layers(x, &Sequences::Packed(&packing.lengths), mode)?;
+                return packing.unpack(&x);
+            }
+        }
         let words = e.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, cfg.hidden_size))?;
-        let positions = e.position.narrow(0, 0, t)?;
+        let x = self.embed(words, e.position.narrow(0, 0, t)?, mode)?;
+        let bias = ops::attention_bias(mask)?.to_dtype(x.dtype())?;
+        // The layers work on [batch · seq, hidden] (see `Linear::forward_rows`).
+        let x = self.layers(x.reshape((b * t, cfg.hidden_size))?, &Sequences::Padded { bias: &bias, batch: b, seq: t }, mode)?;
+        x.reshape((b, t, cfg.hidden_size))
+    }
+
+    /// The embedding layer's output for word and position embeddings of the same shape (or positions
+    /// that broadcast over the batch).
+    fn embed(&self, words: Tensor, positions: Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let e = &self.embeddings;
         let types = e.token_type.narrow(0, 0, 1)?; // single-segment input: token type 0 everywhere
         let x = words.broadcast_add(&positions)?.broadcast_add(&types)?;
-        let mut x = mode.dropout(&e.norm.forward(&x)?, cfg.hidden_dropout_prob)?;
-        let bias = ops::attention_bias(mask)?.to_dtype(x.dtype())?;
+        mode.dropout(&e.norm.forward(&x)?, self.config.hidden_dropout_prob)
+    }
+
+    fn layers(&self, mut x: Tensor, sequences: &Sequences<'_>, mode: &mut Mode<'_>) -> Result<Tensor> {
         for layer in &self.layers {
-            x = layer.forward(&x, &bias, cfg, mode)?;
+            x = layer.forward(&x, sequences, &self.config, mode)?;
         }
         Ok(x)
     }
 }
 
+/// Where each sequence's rows are in the layers' [rows, hidden] input.
+enum Sequences<'a> {
+    /// `batch` sequences of `seq` rows each; `bias` [batch, 1, 1, seq] masks the padding's keys.
+    Padded { bias: &'a Tensor, batch: usize, seq: usize },
+    /// One after another, without padding (CPU only).
+    Packed(&'a [usize]),
+}
+
 impl Layer {
-    fn forward(&self, x: &Tensor, bias: &Tensor, cfg: &BertConfig, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
+    /// x is [rows, hidden]; so is the result.
+    fn forward(&self, x: &Tensor, sequences: &Sequences<'_>, cfg: &BertConfig, mode: &mut Mode<'_>) -> Result<Tensor> {
+        let h = x.dim(1)?;
         let (heads, dh) = (cfg.num_attention_heads, cfg.head_dim());
         let (q, k, v) = (self.query.forward(x, mode)?, self.key.forward(x, mode)?, self.value.forward(x, mode)?);
         let scale = 1.0 / (dh as f64).sqrt();
-        let context = if super::kernels::fusable(&q) {
-            let dropout = mode.dropout_key(cfg.attention_probs_dropout_prob);
-            super::fused_attention::attention(&q, &k, &v, &bias.reshape((b, t))?, heads, scale, dropout)?
-        } else {
-            let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
-            let (q, k, v) = (split(q)?, split(k)?, split(v)?);
-            let scores = q.matmul(&k.t()?.contiguous()?)?;
-            let probs = mode.dropout(&ops::attention_softmax(&scores, bias, scale)?, cfg.attention_probs_dropout_prob)?;
-            probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, t, h))?
+        let fused = super::kernels::fusable(&q);
+        let context = match *sequences {
+            Sequences::Packed(lengths) => {
+                let dropout = mode.dropout_key(cfg.attention_probs_dropout_prob);
+                super::fused_attention::attention_packed(&q, &k, &v, lengths, heads, scale, dropout)?
+            }
+            Sequences::Padded { bias, batch, seq } if fused => {
+                let dropout = mode.dropout_key(cfg.attention_probs_dropout_prob);
+                super::fused_attention::attention(&q, &k, &v, &bias.reshape((batch, seq))?, heads, scale, dropout)?
+            }
+            Sequences::Padded { bias, batch: b, seq: t } => {
+                let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
+                let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+                let scores = q.matmul(&k.t()?.contiguous()?)?;
+                let probs = mode.dropout(&ops::attention_softmax(&scores, bias, scale)?, cfg.attention_probs_dropout_prob)?;
+                probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b * t, h))?
+            }
         };
         let attended = self.attention_output.forward_then(&context, Then::Dropout(cfg.hidden_dropout_prob), mode)?;
         let x = self.attention_norm.forward_residual(&attended, x)?;

@@ -20,19 +20,30 @@ use multiversion::multiversion;
 use super::kernels::{exp, fill_mask, lanes_max, lanes_sum, lanes_sum2, product, slice, tensor, with_data};
 
 pub struct Attention {
-    pub heads: usize,
-    pub scale: f32,
-    /// The additive padding bias, [batch, seq]: 0 where attended, very negative at padding.
-    pub bias: Vec<f32>,
+    heads: usize,
+    scale: f32,
+    /// Each sequence's rows in Q, K and V.
+    spans: Vec<Span>,
+    /// The additive key bias of every row: 0 where attended, very negative at padding.
+    bias: Vec<f32>,
+    /// Rows in all (the spans cover them, in order, without gaps).
+    rows: usize,
     /// Dropout probability and mask key, in training.
-    pub dropout: Option<(f64, u64)>,
+    dropout: Option<(f64, u64)>,
 }
 
-/// Shapes of one call: batch, sequence, hidden, head width.
+/// One sequence: `len` rows from row `start`. Its dropout masks are numbered from `mask_base` on, one
+/// len × len block per head, so that each element of every mask has its own index.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    len: usize,
+    mask_base: usize,
+}
+
+/// Shapes of one call: hidden size and head width.
 #[derive(Clone, Copy)]
 struct Dims {
-    b: usize,
-    t: usize,
     h: usize,
     dh: usize,
 }
@@ -45,75 +56,100 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Attention {
+    /// Sequences of the given lengths, one after another, with a bias per row.
+    fn new(heads: usize, scale: f64, lengths: impl Iterator<Item = usize>, bias: Vec<f32>, dropout: Option<(f64, u64)>) -> Attention {
+        let (mut start, mut mask_base) = (0, 0);
+        let spans = lengths
+            .map(|len| {
+                let span = Span { start, len, mask_base };
+                start += len;
+                mask_base += heads * len * len;
+                span
+            })
+            .collect();
+        Attention { heads, scale: scale as f32, spans, bias, rows: start, dropout: dropout.filter(|(p, _)| *p > 0.0) }
+    }
+
+    /// Q, K and V are [batch, seq, hidden] or [rows, hidden] (the element layout is the same): the
+    /// rows the spans cover.
     fn dims(&self, l: &Layout) -> Result<Dims> {
-        let (b, t, h) = l.shape().dims3()?;
-        if h % self.heads != 0 || self.bias.len() != b * t {
-            candle_core::bail!("fused attention: input {:?}, {} heads, bias of {}", l.dims(), self.heads, self.bias.len());
+        let dims = l.dims();
+        let (h, rows) = match dims.split_last() {
+            Some((&h, lead)) if !lead.is_empty() => (h, lead.iter().product::<usize>()),
+            _ => candle_core::bail!("fused attention: input {dims:?}, expected [rows, hidden]"),
+        };
+        if rows != self.rows || h % self.heads != 0 {
+            candle_core::bail!("fused attention: input {dims:?} for {} rows in {} sequences, {} heads", self.rows, self.spans.len(), self.heads);
         }
-        Ok(Dims { b, t, h, dh: h / self.heads })
+        Ok(Dims { h, dh: h / self.heads })
     }
 
-    /// The attention weights of batch element `bi`, head `hd`, into `p` [t×t]: after the softmax,
-    /// before dropout.
-    fn weights(&self, d: Dims, q: &[f32], k: &[f32], bi: usize, hd: usize, p: &mut [f32]) {
-        let base = bi * d.t * d.h + hd * d.dh;
-        // SAFETY: Q and K of this head are t × dh views (row stride h) inside q and k; p is t × t.
-        unsafe { product((d.t, d.t, d.dh), p.as_mut_ptr(), d.t, false, (q[base..].as_ptr(), d.h, 1), (k[base..].as_ptr(), 1, d.h), false) };
-        softmax_rows(p, &self.bias[bi * d.t..(bi + 1) * d.t], self.scale);
+    /// Task `task` = sequence · heads + head: its span, head, and first element in Q, K and V.
+    fn task(&self, d: Dims, task: usize) -> (Span, usize, usize) {
+        let (span, hd) = (self.spans[task / self.heads], task % self.heads);
+        (span, hd, span.start * d.h + hd * d.dh)
     }
 
-    /// The dropout mask of task `task` = bi · heads + hd, [t×t]; None without dropout.
+    /// The attention weights of one task into `p` [len × len]: after the softmax, before dropout.
+    fn weights(&self, d: Dims, q: &[f32], k: &[f32], task: usize, p: &mut [f32]) {
+        let (s, _, base) = self.task(d, task);
+        // SAFETY: Q and K of this head are len × dh views (row stride h) inside q and k; p is len × len.
+        unsafe { product((s.len, s.len, d.dh), p.as_mut_ptr(), s.len, false, (q[base..].as_ptr(), d.h, 1), (k[base..].as_ptr(), 1, d.h), false) };
+        softmax_rows(p, &self.bias[s.start..s.start + s.len], self.scale);
+    }
+
+    /// The dropout mask of one task, [len × len]; None without dropout.
     fn mask(&self, d: Dims, task: usize) -> Option<Vec<f32>> {
+        let (s, hd, _) = self.task(d, task);
         self.dropout.map(|(p, key)| {
-            let mut mask = vec![0f32; d.t * d.t];
-            fill_mask(&mut mask, key, task * d.t * d.t, p);
+            let mut mask = vec![0f32; s.len * s.len];
+            fill_mask(&mut mask, key, s.mask_base + hd * s.len * s.len, p);
             mask
         })
     }
 
     /// Forward of one task: its head's context block, written into `out`.
     fn forward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], task: usize, out: Out) {
-        let (bi, hd) = (task / self.heads, task % self.heads);
-        let mut p = vec![0f32; d.t * d.t];
-        self.weights(d, q, k, bi, hd, &mut p);
+        let (s, _, base) = self.task(d, task);
+        let mut p = vec![0f32; s.len * s.len];
+        self.weights(d, q, k, task, &mut p);
         if let Some(mask) = self.mask(d, task) {
             mul_assign(&mut p, &mask);
         }
-        let base = bi * d.t * d.h + hd * d.dh;
-        // SAFETY: this task alone writes the t × dh block of its head (row stride h) in `out`.
-        unsafe { product((d.t, d.dh, d.t), out.0.add(base), d.h, false, (p.as_ptr(), d.t, 1), (v[base..].as_ptr(), d.h, 1), false) };
+        // SAFETY: this task alone writes the len × dh block of its head (row stride h) in `out`.
+        unsafe { product((s.len, d.dh, s.len), out.0.add(base), d.h, false, (p.as_ptr(), s.len, 1), (v[base..].as_ptr(), d.h, 1), false) };
     }
 
     /// Backward of one task: its head's blocks of dq, dk and dv from dy.
     #[allow(clippy::too_many_arguments)]
     fn backward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], dy: &[f32], task: usize, (oq, ok, ov): (Out, Out, Out)) {
-        let (bi, hd) = (task / self.heads, task % self.heads);
-        let base = bi * d.t * d.h + hd * d.dh;
-        let mut p = vec![0f32; d.t * d.t];
-        self.weights(d, q, k, bi, hd, &mut p);
+        let (s, _, base) = self.task(d, task);
+        let t = s.len;
+        let mut p = vec![0f32; t * t];
+        self.weights(d, q, k, task, &mut p);
         let mask = self.mask(d, task);
         let mut dropped = p.clone();
         if let Some(m) = &mask {
             mul_assign(&mut dropped, m);
         }
-        let mut dp = vec![0f32; d.t * d.t];
+        let mut dp = vec![0f32; t * t];
         // SAFETY (all products here): the views are this head's t × dh blocks (row stride h) and the
         // task's own t × t buffers; this task alone writes its head's blocks of dq, dk and dv.
         unsafe {
             // dV = P'ᵀ · dO
-            product((d.t, d.dh, d.t), ov.0.add(base), d.h, false, (dropped.as_ptr(), 1, d.t), (dy[base..].as_ptr(), d.h, 1), false);
+            product((t, d.dh, t), ov.0.add(base), d.h, false, (dropped.as_ptr(), 1, t), (dy[base..].as_ptr(), d.h, 1), false);
             // dP' = dO · Vᵀ
-            product((d.t, d.t, d.dh), dp.as_mut_ptr(), d.t, false, (dy[base..].as_ptr(), d.h, 1), (v[base..].as_ptr(), 1, d.h), false);
+            product((t, t, d.dh), dp.as_mut_ptr(), t, false, (dy[base..].as_ptr(), d.h, 1), (v[base..].as_ptr(), 1, d.h), false);
         }
         if let Some(m) = &mask {
             mul_assign(&mut dp, m);
         }
-        softmax_grad_rows(&mut dp, &p, d.t, self.scale);
+        softmax_grad_rows(&mut dp, &p, t, self.scale);
         unsafe {
             // dQ = dS · K
-            product((d.t, d.dh, d.t), oq.0.add(base), d.h, false, (dp.as_ptr(), d.t, 1), (k[base..].as_ptr(), d.h, 1), false);
+            product((t, d.dh, t), oq.0.add(base), d.h, false, (dp.as_ptr(), t, 1), (k[base..].as_ptr(), d.h, 1), false);
             // dK = dSᵀ · Q
-            product((d.t, d.dh, d.t), ok.0.add(base), d.h, false, (dp.as_ptr(), 1, d.t), (q[base..].as_ptr(), d.h, 1), false);
+            product((t, d.dh, t), ok.0.add(base), d.h, false, (dp.as_ptr(), 1, t), (q[base..].as_ptr(), d.h, 1), false);
         }
     }
 }
@@ -157,7 +193,7 @@ impl CustomOp3 for Attention {
         "fused-attention"
     }
 
-    /// q, k, v: [batch, seq, hidden]; the context, [batch, seq, hidden].
+    /// q, k, v: [batch, seq, hidden] or [batch · seq, hidden]; the context, in the same shape.
     fn cpu_fwd(&self, qs: &CpuStorage, ql: &Layout, ks: &CpuStorage, kl: &Layout, vs: &CpuStorage, vl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(ql)?;
         if kl.dims() != ql.dims() || vl.dims() != ql.dims() {
@@ -166,7 +202,7 @@ impl CustomOp3 for Attention {
         let (q, k, v) = (slice(qs, ql, "query")?, slice(ks, kl, "key")?, slice(vs, vl, "value")?);
         let mut out = vec![0f32; q.len()];
         let dst = Out(out.as_mut_ptr());
-        (0..d.b * self.heads).into_par_iter().for_each(|task| self.forward_task(d, q, k, v, task, dst));
+        (0..self.spans.len() * self.heads).into_par_iter().for_each(|task| self.forward_task(d, q, k, v, task, dst));
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 
@@ -178,7 +214,7 @@ impl CustomOp3 for Attention {
                     with_data(dy, "attention gradient", |dy| {
                         let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
                         let outs = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
-                        (0..d.b * self.heads).into_par_iter().for_each(|task| self.backward_task(d, q, k, v, dy, task, outs));
+                        (0..self.spans.len() * self.heads).into_par_iter().for_each(|task| self.backward_task(d, q, k, v, dy, task, outs));
                         (dq, dk, dv)
                     })
                 })
@@ -188,11 +224,24 @@ impl CustomOp3 for Attention {
     }
 }
 
-/// Attention over q, k, v [batch, seq, hidden] with `heads` heads; `bias` [batch, seq] masks padding
-/// keys; `dropout` (p, key) drops attention weights in training.
+/// Attention over q, k, v [batch, seq, hidden] (or [batch · seq, hidden]) with `heads` heads; `bias`
+/// [batch, seq] masks padding keys; `dropout` (p, key) drops attention weights in training.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: usize, scale: f64, dropout: Option<(f64, u64)>) -> Result<Tensor> {
+    let (batch, seq) = bias.dims2()?;
     let bias = with_data(bias, "attention bias", <[f32]>::to_vec)?;
-    let op = Attention { heads, scale: scale as f32, bias, dropout: dropout.filter(|(p, _)| *p > 0.0) };
+    apply(q, k, v, Attention::new(heads, scale, std::iter::repeat_n(seq, batch), bias, dropout))
+}
+
+/// Attention over sequences packed one after another without padding: q, k, v [Σ lengths, hidden],
+/// each sequence attending to its own tokens only. Numbered as `attention`'s masks are for a batch
+/// padded to nothing, so a batch whose sequences all have the same length gets the same result either
+/// way.
+pub fn attention_packed(q: &Tensor, k: &Tensor, v: &Tensor, lengths: &[usize], heads: usize, scale: f64, dropout: Option<(f64, u64)>) -> Result<Tensor> {
+    let bias = vec![0f32; lengths.iter().sum()];
+    apply(q, k, v, Attention::new(heads, scale, lengths.iter().copied(), bias, dropout))
+}
+
+fn apply(q: &Tensor, k: &Tensor, v: &Tensor, op: Attention) -> Result<Tensor> {
     q.contiguous()?.apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 

@@ -14,5 +14,6 @@ pub mod hub;
 pub mod kernels;
 pub mod ops;
 pub mod optim;
+pub mod packing;
 pub mod params;
 pub mod train;
