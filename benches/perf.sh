@@ -6,9 +6,14 @@
 #
 # Workloads: inference (mean-pooled embeddings of the evaluation split, batch 32), full fine-tuning and
 # LoRA (batch 16, max length 128, AdamW; 40 timed steps after 3 untimed). Two batching modes:
-#   same: textbench runs the random, dynamically padded batches it writes for PyTorch, which runs
-#         exactly those (engine against engine); PyTorch's DataLoader + DataCollatorWithPadding default.
-#   best: textbench's own bucketing (the spec's `bucketing`) against PyTorch's default (the same random batches).
+#   same:   textbench runs the random, dynamically padded batches it writes for PyTorch, which runs
+#           exactly those (engine against engine); PyTorch's DataLoader + DataCollatorWithPadding
+#           default. textbench packs each batch's real tokens and skips the padding (its CPU default);
+#           PyTorch computes the padding and masks it.
+#   padded: the same batches, textbench computing the padding too (`bench perf --padded`): the two
+#           engines at equal work.
+#   best:   textbench's own batching (the spec's `bucketing`) against PyTorch's default (the same
+#           random batches).
 # Also the matrix-product rate of both (the peak the workloads' GFLOP/s are read against) and, with
 # LSA=1, the LSA baseline against scikit-learn (benches/lsa_vs_sklearn.sh).
 #
@@ -56,9 +61,11 @@ for round in $(seq "$rounds"); do
         if [ $((round % 2)) = 1 ]; then
             record "$round" same "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching random --batches-out "$batches")"
             record "$round" torch "$(torch "$batches")"
+            record "$round" padded "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching random --padded)"
             record "$round" best "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching bucketed)"
         else
             record "$round" best "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching bucketed)"
+            record "$round" padded "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching random --padded)"
             record "$round" same "$(bench --workload "$kind" --spec "$spec" --steps "$steps" --batching random --batches-out "$batches")"
             record "$round" torch "$(torch "$batches")"
         fi

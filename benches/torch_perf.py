@@ -84,6 +84,9 @@ def result(workload, batches, seconds, gflop):
         "items_per_s": items / seconds,
         "real_tokens": real,
         "padded_tokens": padded,
+        # transformers' BERT computes every padded position and masks it.
+        "padded": True,
+        "computed_tokens": padded,
         "gflop": gflop,
         "gflop_per_s": gflop / seconds,
         "peak_rss_mb": peak_rss_mb(),

@@ -124,6 +124,10 @@ pub struct PerfArgs {
     /// Inference: embed only the first N texts of the evaluation split.
     #[arg(long)]
     pub texts: Option<usize>,
+    /// Compute each batch's padding, as PyTorch's BERT does, instead of packing the real tokens (the
+    /// CPU default): the engines compared at equal work.
+    #[arg(long)]
+    pub padded: bool,
     /// Write the batches (token ids, labels, method settings) as JSON for the PyTorch side.
     #[arg(long)]
     pub batches_out: Option<PathBuf>,

@@ -38,11 +38,11 @@ pub fn run(args: &PerfArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> 
                 MethodConfig::Lsa(_) => return Err(UsageError(format!("{}: an lsa spec has no backbone to measure", args.spec.display())).into()),
             };
             let data = Texts { texts: &prepared.eval_texts, labels: &prepared.eval_labels };
-            perf::inference(backbone, &g.models_dir, max_length, &data, args.batch_size, args.texts, args.batching)?
+            perf::inference(backbone, &g.models_dir, max_length, &data, args.batch_size, args.texts, args.batching, args.padded)?
         }
         (PerfWorkload::Train, MethodConfig::Finetune(p) | MethodConfig::Lora(p)) => {
             let data = Texts { texts: &prepared.train_texts, labels: &prepared.train_labels };
-            perf::training(cfg.method.kind(), p, &g.models_dir, &data, cfg.seed, args.warmup_steps, args.steps, args.batching)?
+            perf::training(cfg.method.kind(), p, &g.models_dir, &data, cfg.seed, args.warmup_steps, args.steps, args.batching, args.padded)?
         }
         (PerfWorkload::Train, other) => return Err(UsageError(format!("{}: method {} is not trained by steps; give a finetune or lora spec", args.spec.display(), other.kind())).into()),
         (PerfWorkload::Matmul, _) => unreachable!("handled above"),
@@ -57,14 +57,16 @@ pub fn run(args: &PerfArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> 
     } else {
         writeln!(
             out,
-            "{} {:?}: {} items in {:.2} s = {:.2}/s, {:.1} GFLOP/s, padding {:.2}, peak RSS {:.0} MB, {} threads",
+            "{} {:?}{}: {} items in {:.2} s = {:.2}/s, {:.1} GFLOP/s, padding {:.2} ({}), peak RSS {:.0} MB, {} threads",
             m.workload,
             m.batching,
+            if m.padded { " padded" } else { "" },
             m.items,
             m.seconds,
             m.items_per_s,
             m.gflop_per_s,
             m.padded_tokens as f64 / m.real_tokens.max(1) as f64,
+            if m.padded { "computed" } else { "not computed" },
             m.peak_rss_mb,
             m.threads
         )?;

@@ -1,6 +1,7 @@
 //! Floating-point operations of a BERT encoder, counted from its shapes: the matrix products only (the
 //! convention of MLPerf and of the papers' "model FLOPs"; element-wise work is not counted), a
-//! multiply-add being 2 operations. Counted on the padded batch, which is what the engine computes.
+//! multiply-add being 2 operations. Counted on what the engine computes: the padded batch (PyTorch, or
+//! textbench with `--padded`), or each sequence at its own length (textbench's packed batches).
 
 use crate::methods::transformer::config::BertConfig;
 
@@ -40,6 +41,19 @@ impl ForwardFlops {
         // Each wrapped layer adds x·Aᵀ (in → r) and then ·Bᵀ (r → out) for every token.
         let adapters = adapters.map_or(0.0, |(rank, dims)| dims.iter().map(|&(inp, out)| 2.0 * tokens * rank as f64 * (inp + out) as f64).sum());
         ForwardFlops { weights: layers * per_layer_weights + head, attention: layers * per_layer_attention, adapters }
+    }
+
+    /// A batch of sequences of these lengths, computed padded to the longest, or packed (each at its
+    /// own length: the sum of the sequences' counts).
+    pub fn of_batch(cfg: &BertConfig, lengths: &[usize], packed: bool, classifier: bool, adapters: Option<(usize, &[(usize, usize)])>) -> ForwardFlops {
+        if !packed {
+            return ForwardFlops::of(cfg, lengths.len(), lengths.iter().copied().max().unwrap_or(0), classifier, adapters);
+        }
+        lengths.iter().map(|&len| ForwardFlops::of(cfg, 1, len, classifier, adapters)).fold(ForwardFlops::default(), |a, f| ForwardFlops {
+            weights: a.weights + f.weights,
+            attention: a.attention + f.attention,
+            adapters: a.adapters + f.adapters,
+        })
     }
 
     /// FLOPs of one step of the given pass.
@@ -87,5 +101,20 @@ mod tests {
         assert_eq!(long.attention, 4.0 * one.attention);
         let lora = ForwardFlops::of(&cfg, 2, 64, false, Some((8, &[(384, 384), (384, 1536)])));
         assert_eq!(lora.adapters, 2.0 * 128.0 * 8.0 * (768.0 + 1920.0));
+    }
+
+    #[test]
+    fn a_packed_batch_counts_each_sequence_at_its_own_length() {
+        let cfg = minilm();
+        let adapters = Some((8, &[(384, 384)][..]));
+        let padded = ForwardFlops::of_batch(&cfg, &[64, 16], false, true, adapters);
+        assert_eq!(padded, ForwardFlops::of(&cfg, 2, 64, true, adapters));
+        let packed = ForwardFlops::of_batch(&cfg, &[64, 16], true, true, adapters);
+        let (long, short) = (ForwardFlops::of(&cfg, 1, 64, true, adapters), ForwardFlops::of(&cfg, 1, 16, true, adapters));
+        assert_eq!(packed.weights, long.weights + short.weights);
+        assert_eq!(packed.attention, long.attention + short.attention);
+        assert_eq!(packed.adapters, long.adapters + short.adapters);
+        // Attention is quadratic: the short sequence costs 1/16 of the long one there, not 1/4.
+        assert_eq!(short.attention * 16.0, long.attention);
     }
 }

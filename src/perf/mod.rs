@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::{MethodError, ModelError};
 use crate::methods::transformer::backbone::{locate, Backbone};
+use crate::methods::transformer::config::BertConfig;
 use crate::methods::transformer::embed::length_order;
 use crate::methods::transformer::encoder::{pool, Mode, Pooling};
 use crate::methods::transformer::params::{Bucketing, TrainParams};
@@ -30,9 +31,9 @@ pub enum Batching {
     /// DataLoader with DataCollatorWithPadding does). Inference: the texts in data order. These are
     /// the batches written for the PyTorch side.
     Random,
-    /// textbench's best practice. Training: the spec's `bucketing`; with `split`, the `random` batches
-    /// each computed in length groups, otherwise the same examples as `random` re-batched by length.
-    /// Inference: the texts sorted by length.
+    /// textbench's best practice. Training: the spec's `bucketing`: `true` re-batches the `random`
+    /// batches' examples by length, `split` computes each `random` batch in length groups, `false`
+    /// keeps the `random` batches. Inference: the texts sorted by length.
     Bucketed,
 }
 
@@ -70,8 +71,13 @@ pub struct Measurement {
     pub seconds: f64,
     pub items_per_s: f64,
     pub real_tokens: usize,
+    /// Tokens of the timed batches, each padded to its longest sequence.
     pub padded_tokens: usize,
-    /// Matrix-product FLOPs of the timed batches (padded), and the rate achieved.
+    /// Whether the padding was computed (`--padded`), or only the real tokens (packed, the default).
+    pub padded: bool,
+    /// Tokens the engine computed: `padded_tokens` or `real_tokens`.
+    pub computed_tokens: usize,
+    /// Matrix-product FLOPs the engine computed in the timed batches, and the rate achieved.
     pub gflop: f64,
     pub gflop_per_s: f64,
     /// Peak resident memory of the whole process, loading included.
@@ -92,7 +98,12 @@ fn counts(batches: &[Batch]) -> (usize, usize, usize) {
     (items, real, padded)
 }
 
-fn measurement(workload: String, batching: Batching, timed: &[Batch], seconds: f64, gflop: f64) -> Measurement {
+/// The FLOPs of computing these batches, padded or packed.
+fn gflop(cfg: &BertConfig, batches: &[Batch], padded: bool, classifier: bool, adapters: Option<(usize, &[(usize, usize)])>, pass: Pass) -> f64 {
+    batches.iter().map(|b| ForwardFlops::of_batch(cfg, &b.ids.iter().map(Vec::len).collect::<Vec<_>>(), !padded, classifier, adapters).step(pass)).sum::<f64>() / 1e9
+}
+
+fn measurement(workload: String, batching: Batching, timed: &[Batch], padded: bool, seconds: f64, gflop: f64) -> Measurement {
     let (items, real_tokens, padded_tokens) = counts(timed);
     Measurement {
         engine: "textbench",
@@ -103,6 +114,8 @@ fn measurement(workload: String, batching: Batching, timed: &[Batch], seconds: f
         items_per_s: items as f64 / seconds,
         real_tokens,
         padded_tokens,
+        padded,
+        computed_tokens: if padded { padded_tokens } else { real_tokens },
         gflop,
         gflop_per_s: gflop / seconds,
         peak_rss_mb: crate::environment::peak_memory_bytes().unwrap_or(0) as f64 / (1 << 20) as f64,
@@ -119,7 +132,9 @@ fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<Group,
     Group::new(backbone, &seqs, batch.labels.iter().map(|&l| u32::from(l)).collect(), device)
 }
 
-/// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`.
+/// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`;
+/// `padded` computes each batch's padding instead of packing its real tokens.
+#[allow(clippy::too_many_arguments)]
 pub fn inference(
     backbone_name: &str,
     models_dir: &std::path::Path,
@@ -128,10 +143,12 @@ pub fn inference(
     batch_size: usize,
     count: Option<usize>,
     batching: Batching,
+    padded: bool,
 ) -> Result<(Measurement, BatchFile), MethodError> {
     let device = Device::Cpu;
     let dir = locate(backbone_name, models_dir)?;
-    let (backbone, _) = Backbone::load(&dir, max_length, false, &device)?;
+    let (mut backbone, _) = Backbone::load(&dir, max_length, false, &device)?;
+    backbone.encoder.packing = !padded;
     let n = count.unwrap_or(data.texts.len()).min(data.texts.len());
     let ids = backbone.tokenize(&data.texts[..n])?;
     let order: Vec<usize> = match batching {
@@ -152,15 +169,14 @@ pub fn inference(
     let started = Instant::now();
     batches[warmup..].iter().try_for_each(run)?;
     let seconds = started.elapsed().as_secs_f64();
-    let cfg = &backbone.encoder.config;
-    let gflop = batches[warmup..].iter().map(|b| ForwardFlops::of(cfg, b.ids.len(), b.ids.iter().map(Vec::len).max().unwrap_or(0), false, None).step(Pass::Inference)).sum::<f64>() / 1e9;
-    let m = measurement("infer".into(), batching, &batches[warmup..], seconds, gflop);
+    let gflop = gflop(&backbone.encoder.config, &batches[warmup..], padded, false, None, Pass::Inference);
+    let m = measurement("infer".into(), batching, &batches[warmup..], padded, seconds, gflop);
     let file = BatchFile { workload: "infer", backbone: absolute(&dir), method: None, params: None, warmup_batches: warmup, batches };
     Ok((m, file))
 }
 
 /// Training: `warmup + steps` AdamW steps of the spec's method (`finetune` or `lora`) at its peak
-/// learning rate, on batches drawn from the training split under `seed`.
+/// learning rate, on batches drawn from the training split under `seed`; `padded` as for `inference`.
 #[allow(clippy::too_many_arguments)]
 pub fn training(
     kind: &str,
@@ -171,9 +187,11 @@ pub fn training(
     warmup: usize,
     steps: usize,
     batching: Batching,
+    padded: bool,
 ) -> Result<(Measurement, BatchFile), MethodError> {
     let device = Device::Cpu;
-    let model = build(kind, p, models_dir, seed, &device)?;
+    let mut model = build(kind, p, models_dir, seed, &device)?;
+    model.backbone.encoder.packing = !padded;
     let ids = model.backbone.tokenize(data.texts)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -186,11 +204,11 @@ pub fn training(
     }
     order.truncate(warmup + steps);
     // Best practice is the spec's own bucketing: `split` keeps the random batches and computes each in
-    // length groups; otherwise (`true`, or `false` where the spec turned bucketing off) the same examples
-    // are re-batched by length, the warm-up examples among themselves, the timed ones among themselves,
-    // so that both modes do the same work on the same texts.
+    // length groups; `true` re-batches the same examples by length, the warm-up examples among
+    // themselves, the timed ones among themselves, so that both modes do the same work on the same
+    // texts; `false` keeps the random batches (packed on the CPU, they cost their real tokens only).
     let split = batching == Batching::Bucketed && p.bucketing == Bucketing::Split;
-    if batching == Batching::Bucketed && !split {
+    if batching == Batching::Bucketed && p.bucketing == Bucketing::Length {
         let (head, tail) = order.split_at(warmup);
         order = [head, tail].iter().flat_map(|part| rebatch(part, &lengths, p.batch_size, &mut rng)).collect();
     }
@@ -232,8 +250,8 @@ pub fn training(
     let seconds = started.elapsed().as_secs_f64();
     let adapters = (!adapter_dims.is_empty()).then_some((rank, adapter_dims.as_slice()));
     let timed: Vec<Batch> = pieces[warmup..].iter().flatten().cloned().collect();
-    let gflop = timed.iter().map(|b| ForwardFlops::of(&cfg, b.ids.len(), b.ids.iter().map(Vec::len).max().unwrap_or(0), true, adapters).step(pass)).sum::<f64>() / 1e9;
-    let m = measurement(kind.to_string(), batching, &timed, seconds, gflop);
+    let gflop = gflop(&cfg, &timed, padded, true, adapters, pass);
+    let m = measurement(kind.to_string(), batching, &timed, padded, seconds, gflop);
     let dir = absolute(&trainer.model.backbone.dir);
     let file = BatchFile { workload: "train", backbone: dir, method: Some(kind.to_string()), params: Some(p.clone()), warmup_batches: warmup, batches };
     Ok((m, file))

@@ -238,6 +238,10 @@ pub struct Layer {
 
 pub struct Encoder {
     pub config: BertConfig,
+    /// Whether a right-padded batch is computed without its padding on the CPU (`packing`); on by
+    /// default. Off, the padding is computed and masked, as PyTorch's BERT does: `bench perf --padded`
+    /// compares the engines at equal work that way.
+    pub packing: bool,
     parameters: usize,
     embeddings: Embeddings,
     pub layers: Vec<Layer>,
@@ -268,7 +272,7 @@ impl Encoder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Encoder { config: config.clone(), parameters: w.loaded - before, embeddings, layers })
+        Ok(Encoder { config: config.clone(), packing: true, parameters: w.loaded - before, embeddings, layers })
     }
 
     /// Every weight by its checkpoint name (LoRA adapters not included).
@@ -310,7 +314,8 @@ impl Encoder {
 
     /// Last hidden states [batch, seq, hidden] for token ids and a 0/1 attention mask, both [batch, seq].
     /// On the CPU a right-padded batch is computed without its padding (`packing`), and the padding's
-    /// hidden states come back as zeros; elsewhere, or for another mask, padded and masked.
+    /// hidden states come back as zeros; elsewhere, for another mask, or with `packing` off, padded
+    /// and masked.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let cfg = &self.config;
         let (b, t) = ids.dims2()?;
@@ -318,7 +323,7 @@ impl Encoder {
             candle_core::bail!("sequence of {t} tokens exceeds max_position_embeddings {}", cfg.max_position_embeddings);
         }
         let e = &self.embeddings;
-        if super::kernels::fusable(&e.word) {
+        if self.packing && super::kernels::fusable(&e.word) {
             if let Some(packing) = Packing::of(mask)? {
                 let (ids, positions) = packing.pack_ids(ids)?;
                 let x = self.embed(e.word.index_select(&ids, 0)?, e.position.index_select(&positions, 0)?, mode)?;
