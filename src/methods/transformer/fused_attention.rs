@@ -9,8 +9,12 @@
 //! thread, and the context is written straight into the [batch, seq, hidden] output the next projection
 //! reads. Backward recomputes the attention weights instead of storing them (as flash attention does).
 //!
+//! Each sequence is a span of rows: a padded batch's sequences all have the padded length, with the
+//! padding's keys masked by a bias; a packed batch's (`packing`) have their own lengths and no padding.
+//!
 //! Dropout uses the same counter-based mask as `kernels::dropout` with the same element indexing
-//! ([batch, head, query, key] order), so the fused and composed paths agree exactly for one key.
+//! ([batch, head, query, key] order), so the fused and composed paths agree exactly for one key. A
+//! packed batch numbers its masks the same way, sequence after sequence, each len × len per head.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -288,6 +292,23 @@ mod tests {
             let diff = max_abs(&(fused - reference).unwrap());
             assert!(diff < 1e-5, "dropout {dropout:?}: max difference {diff}");
         }
+    }
+
+    /// Packed sequences of lengths 6 and 4 give the padded batch's context at every real row, and
+    /// their backward matches finite differences, with dropout too.
+    #[test]
+    fn packed_attention_matches_the_padded_batch_at_real_rows() {
+        let (q, k, v, mask) = inputs();
+        let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
+        let padded = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, None).unwrap();
+        // The second sequence's first 4 rows after the first's 6.
+        let pack = |t: &Tensor| Tensor::cat(&[t.get(0).unwrap(), t.get(1).unwrap().narrow(0, 0, 4).unwrap()], 0).unwrap();
+        let (pq, pk, pv) = (pack(q.as_tensor()), pack(k.as_tensor()), pack(v.as_tensor()));
+        let packed = attention_packed(&pq, &pk, &pv, &[6, 4], 2, 0.5, None).unwrap();
+        let diff = max_abs(&(packed - pack(&padded)).unwrap());
+        assert!(diff < 1e-6, "max difference {diff}");
+        let vars: Vec<Var> = [pq, pk, pv].iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        super::super::kernels::tests::check_gradients(&vars, |t| attention_packed(&t[0], &t[1], &t[2], &[6, 4], 2, 0.5, Some((0.3, 5))).unwrap(), 2e-2);
     }
 
     /// Backward against finite differences, and against candle's differentiation of the composed ops.
