@@ -39,6 +39,10 @@ pub struct GlobalArgs {
     /// Where backbone model folders are looked for by name (a path to a folder also works).
     #[arg(long, env = "BENCH_MODELS_DIR", default_value = "models", global = true)]
     pub models_dir: PathBuf,
+    /// The most runs one spec may expand to (seeds × sweep grid); a larger grid is refused before it is
+    /// expanded.
+    #[arg(long, env = "BENCH_MAX_RUNS", default_value_t = crate::spec::DEFAULT_MAX_RUNS, global = true)]
+    pub max_runs: usize,
     /// Worker threads for data-parallel work (default: all cores). Results do not depend on it.
     #[arg(long, env = "BENCH_THREADS", global = true)]
     pub threads: Option<usize>,
@@ -180,8 +184,8 @@ pub struct EmbedArgs {
     pub model: String,
     #[arg(long, value_enum, default_value = "mean")]
     pub pooling: PoolingArg,
-    /// Longer texts are truncated to this many tokens.
-    #[arg(long, default_value_t = 128)]
+    /// Longer texts are truncated to this many tokens (at least 2: the [CLS] and [SEP] tokens).
+    #[arg(long, default_value_t = 128, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(2..=8192), usize::from))]
     pub max_length: usize,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,

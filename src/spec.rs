@@ -240,11 +240,25 @@ impl Spec {
     }
 
     pub fn load(path: &Path) -> Result<Spec, SpecError> {
-        let src = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
-        Self::parse(path, &src)
+        Self::load_limited(path, DEFAULT_MAX_RUNS)
+    }
+
+    /// Loads a spec that may expand to at most `max_runs` runs.
+    pub fn load_limited(path: &Path, max_runs: usize) -> Result<Spec, SpecError> {
+        let bytes = std::fs::read(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        let src = String::from_utf8(bytes).map_err(|e| {
+            let offset = e.utf8_error().valid_up_to();
+            let pos = crate::data::text::position_of(e.as_bytes(), offset);
+            SpecError::Invalid { path: path.to_path_buf(), pos: Some(pos), message: "not valid UTF-8: a spec is a UTF-8 YAML file".into() }
+        })?;
+        Self::parse_limited(path, &src, max_runs)
     }
 
     pub fn parse(path: &Path, src: &str) -> Result<Spec, SpecError> {
+        Self::parse_limited(path, src, DEFAULT_MAX_RUNS)
+    }
+
+    pub fn parse_limited(path: &Path, src: &str, max_runs: usize) -> Result<Spec, SpecError> {
         let invalid = |pos: Option<Position>, message: String| SpecError::Invalid { path: path.to_path_buf(), pos, message };
         let file: SpecFile = serde_yaml::from_str(src).map_err(|e| {
             let pos = e.location().map(|l| Position { line: l.line(), column: l.column() });
@@ -271,6 +285,19 @@ impl Spec {
             }
         }
 
+        let size = expanded_size(&file.sweep, file.seeds.len());
+        if size > max_runs as u128 {
+            let factors: Vec<String> =
+                file.sweep.values().map(|v| v.as_sequence().map_or(1, |s| s.len()).to_string()).chain([format!("{} seeds", file.seeds.len())]).collect();
+            let at = locate(&["sweep"]).or_else(|| locate(&["seeds"]));
+            return Err(invalid(
+                at,
+                format!(
+                    "the spec expands to {size} runs ({}), more than the limit of {max_runs}; split the grid, or raise the limit with --max-runs",
+                    factors.join(" × ")
+                ),
+            ));
+        }
         let base = RunConfig { dataset, method: file.method, seed: 0 };
         let points = expand_sweep(&base, &file.sweep).map_err(|(key, msg)| invalid(locate(&["sweep", &key]), msg))?;
         let mut runs = Vec::new();
@@ -309,9 +336,6 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
             let parts = match (name, d.parts) {
                 (DatasetName::Enron, None) => vec![1, 2, 3, 4, 5, 6],
                 (DatasetName::Enron, Some(mut p)) => {
-                    if p.is_empty() || p.iter().any(|x| !(1..=6).contains(x)) {
-                        return err(&["dataset", "parts"], "Enron `parts` must be a non-empty list of numbers from 1 to 6".into());
-                    }
                     p.sort_unstable();
                     p.dedup();
                     p
@@ -335,45 +359,21 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
         DataSource::Named { name: DatasetName::Jigsaw, .. } => (Some("comment_text"), Some("toxic"), &["1"], &["0"]),
         DataSource::File { .. } => (None, None, &["1"], &["0"]),
     };
-    let generic = matches!(source, DataSource::File { .. });
     let text_column = d.text_column.or(text_default.map(String::from));
     let label_column = d.label_column.or(label_default.map(String::from));
-    if generic && text_column.is_none() {
-        return err(&["dataset"], "a generic dataset needs `text_column`".into());
-    }
-    if generic && label_column.is_none() {
-        return err(&["dataset"], "a generic dataset needs `label_column`".into());
-    }
     let positive = d.positive.map(OneOrMany::into_vec).unwrap_or_else(|| pos_default.iter().map(|s| s.to_string()).collect());
     let negative = d.negative.map(OneOrMany::into_vec).unwrap_or_else(|| neg_default.iter().map(|s| s.to_string()).collect());
-    if positive.is_empty() {
-        return err(&["dataset", "positive"], "`positive` needs at least one label value".into());
-    }
-    if let Some(both) = positive.iter().find(|p| negative.contains(p)) {
-        return err(&["dataset", "negative"], format!("label value {both:?} is listed as both positive and negative"));
-    }
     let encoding = match (&source, d.encoding) {
         (_, Some(e)) => e,
         (DataSource::Named { name: DatasetName::SmsKaggle, .. }, None) => Encoding::Latin1,
         _ => Encoding::Utf8,
     };
-
     let s = d.split;
     let validation = match (s.validation, &s.test_file) {
-        (Some(_), Some(_)) => return err(&["dataset", "split", "test_file"], "give either `validation` (a fraction to hold out) or `test_file`, not both".into()),
-        (Some(v), None) => {
-            if !(v > 0.0 && v < 1.0) {
-                return err(&["dataset", "split", "validation"], format!("validation fraction is {v}; it must be between 0 and 1 (exclusive), e.g. 0.2"));
-            }
-            Some(v)
-        }
-        (None, Some(_)) => None,
         (None, None) => Some(0.2),
+        (v, _) => v,
     };
-    if let Some(0) = d.max_examples {
-        return err(&["dataset", "max_examples"], "`max_examples` must be at least 2".into());
-    }
-    Ok(DatasetConfig {
+    let config = DatasetConfig {
         source,
         text_column,
         label_column,
@@ -384,13 +384,92 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
         balance: d.balance,
         dedupe: d.dedupe,
         max_examples: d.max_examples,
-    })
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+impl DatasetConfig {
+    /// The checks a resolved dataset section must pass. Run on what a spec writes and again on every
+    /// point of a sweep, which edits the resolved section and could otherwise bypass them.
+    fn validate(&self) -> Result<(), FieldError> {
+        let err = |keys: &[&'static str], msg: String| Err((keys.to_vec(), msg));
+        if let DataSource::Named { name, parts, .. } = &self.source {
+            match name {
+                DatasetName::Enron if parts.is_empty() || parts.iter().any(|x| !(1..=6).contains(x)) => {
+                    return err(&["dataset", "parts"], "Enron `parts` must be a non-empty list of numbers from 1 to 6".into())
+                }
+                DatasetName::Enron => {}
+                _ if !parts.is_empty() => return err(&["dataset", "parts"], "`parts` applies only to the enron dataset".into()),
+                _ => {}
+            }
+        }
+        if matches!(self.source, DataSource::File { .. }) {
+            if self.text_column.is_none() {
+                return err(&["dataset"], "a generic dataset needs `text_column`".into());
+            }
+            if self.label_column.is_none() {
+                return err(&["dataset"], "a generic dataset needs `label_column`".into());
+            }
+        }
+        if self.positive.is_empty() || self.positive.iter().any(|p| p.trim().is_empty()) {
+            return err(&["dataset", "positive"], "`positive` needs at least one label value, none of them empty".into());
+        }
+        if let Some(both) = self.positive.iter().find(|p| self.negative.iter().any(|n| n.trim().eq_ignore_ascii_case(p.trim()))) {
+            return err(&["dataset", "negative"], format!("label value {both:?} is listed as both positive and negative"));
+        }
+        match (self.split.validation, &self.split.test_file) {
+            (Some(_), Some(_)) => {
+                return err(&["dataset", "split", "test_file"], "give either `validation` (a fraction to hold out) or `test_file`, not both".into())
+            }
+            (None, None) => {
+                return err(&["dataset", "split", "validation"], "the split needs `validation` (a fraction to hold out, e.g. 0.2) or `test_file`".into())
+            }
+            (Some(v), None) if !(v > 0.0 && v < 1.0) => {
+                return err(&["dataset", "split", "validation"], format!("validation fraction is {v}; it must be between 0 and 1 (exclusive), e.g. 0.2"))
+            }
+            _ => {}
+        }
+        if self.max_examples.is_some_and(|m| m < 2) {
+            return err(&["dataset", "max_examples"], "`max_examples` must be at least 2".into());
+        }
+        Ok(())
+    }
 }
 
 /// A sweep's setting for one run: dotted path → the value chosen.
 type SweepPoint = BTreeMap<String, serde_json::Value>;
 
-/// Expands `sweep:` (dotted path → list of values) into the grid of configs, in the order the keys are written.
+/// How many runs one spec may expand to unless the user raises the limit (`--max-runs`): far more than
+/// any honest grid, and small enough that expanding it takes no noticeable memory.
+pub const DEFAULT_MAX_RUNS: usize = 10_000;
+
+/// A sweep value as JSON. serde would turn `.nan` and `.inf` into `null` on the way, and a setting would
+/// then complain of a null the user never wrote; they are refused here by name instead.
+fn sweep_value(key: &str, v: &serde_yaml::Value) -> Result<serde_json::Value, (String, String)> {
+    fn non_finite(v: &serde_yaml::Value) -> Option<f64> {
+        match v {
+            serde_yaml::Value::Number(n) => n.as_f64().filter(|f| !f.is_finite()),
+            serde_yaml::Value::Sequence(s) => s.iter().find_map(non_finite),
+            serde_yaml::Value::Mapping(m) => m.values().find_map(non_finite),
+            serde_yaml::Value::Tagged(t) => non_finite(&t.value),
+            _ => None,
+        }
+    }
+    if let Some(f) = non_finite(v) {
+        return Err((key.to_string(), format!("sweep `{key}`: {f} is not a finite number; every setting takes finite numbers")));
+    }
+    serde_json::to_value(v).map_err(|e| (key.to_string(), format!("sweep `{key}`: {e}")))
+}
+
+/// The number of runs a spec expands to, computed before expanding (saturating: a grid of 2^70 runs is
+/// refused as too large, not wrapped into a small number).
+fn expanded_size(sweep: &serde_yaml::Mapping, seeds: usize) -> u128 {
+    sweep.values().fold(seeds as u128, |n, v| n.saturating_mul(v.as_sequence().map_or(1, |s| s.len()) as u128))
+}
+
+/// Expands `sweep:` (dotted path → list of values) into the grid of configs, in the order the keys are
+/// written. Every point passes the same validation as a spec written out by hand.
 fn expand_sweep(base: &RunConfig, sweep: &serde_yaml::Mapping) -> Result<Vec<(RunConfig, SweepPoint)>, (String, String)> {
     let base_json = serde_json::to_value(base).expect("a RunConfig serialises");
     let mut grid: Vec<(serde_json::Value, SweepPoint)> = vec![(base_json, SweepPoint::new())];
@@ -401,29 +480,42 @@ fn expand_sweep(base: &RunConfig, sweep: &serde_yaml::Mapping) -> Result<Vec<(Ru
         if !matches!(path.first(), Some(&"method") | Some(&"dataset")) || path.len() < 2 || path.get(1) == Some(&"kind") {
             return Err((key.clone(), format!("sweep key `{key}` must be a path under method or dataset, e.g. method.components or dataset.split.seed")));
         }
+        let values: Vec<serde_json::Value> = values.iter().map(|v| sweep_value(&key, v)).collect::<Result<_, _>>()?;
         let mut next = Vec::new();
         for (cfg, point) in &grid {
-            for v in values {
-                let v: serde_json::Value = serde_json::to_value(v).map_err(|e| (key.clone(), format!("sweep `{key}`: {e}")))?;
+            for v in &values {
                 let mut cfg = cfg.clone();
                 let slot = json_path_mut(&mut cfg, &path).ok_or_else(|| {
                     (key.clone(), format!("sweep `{key}`: no such setting; the settings under {} are: {}", path[0], settings_list(&base_settings(base, path[0]))))
                 })?;
                 *slot = v.clone();
                 let mut point = point.clone();
-                point.insert(key.clone(), v);
+                point.insert(key.clone(), v.clone());
                 next.push((cfg, point));
             }
         }
         grid = next;
     }
+    // The sweep key an error found in a point belongs to: the one naming the setting, else one under the
+    // same section.
+    let key_for = |point: &SweepPoint, section: &str, setting: &str| -> String {
+        point
+            .keys()
+            .find(|k| k.ends_with(setting))
+            .or_else(|| point.keys().find(|k| k.starts_with(&format!("{section}."))))
+            .or_else(|| point.keys().last())
+            .cloned()
+            .unwrap_or_default()
+    };
     grid.into_iter()
         .map(|(cfg, point)| {
             let config: RunConfig = serde_json::from_value(cfg).map_err(|e| {
                 let key = point.keys().last().cloned().unwrap_or_default();
-                (key, format!("sweep value does not fit: {e}"))
+                let values: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                (key, format!("sweep value does not fit ({}): {e}", values.join(", ")))
             })?;
-            config.method.validate().map_err(|(k, msg)| (point.keys().find(|p| p.ends_with(k)).cloned().unwrap_or_default(), msg))?;
+            config.method.validate().map_err(|(k, msg)| (key_for(&point, "method", k), msg))?;
+            config.dataset.validate().map_err(|(keys, msg)| (key_for(&point, "dataset", keys.last().copied().unwrap_or("dataset")), msg))?;
             Ok((config, point))
         })
         .collect()

@@ -6,7 +6,7 @@ use crate::cli::{CheckArgs, GlobalArgs};
 use crate::error::{EXIT_FAILED, EXIT_USAGE};
 
 pub fn run(args: &CheckArgs, g: &GlobalArgs) -> Result<i32> {
-    let specs = load_specs(&args.specs)?;
+    let specs = load_specs(&args.specs, g)?;
     let no_floors: Vec<&str> = specs.iter().filter(|s| s.floors.is_empty()).map(|s| s.name.as_str()).collect();
     if no_floors.len() == specs.len() {
         eprintln!("error: no floors to check: none of the specs has a `floors:` section ({})", no_floors.join(", "));

@@ -10,7 +10,7 @@ mod report;
 mod run;
 mod show;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::progress::Progress;
@@ -32,8 +32,8 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
 }
 
 /// Parses every spec before anything else happens, so one bad spec stops the whole command.
-fn load_specs(paths: &[std::path::PathBuf]) -> Result<Vec<Spec>> {
-    paths.iter().map(|p| Spec::load(p).map_err(anyhow::Error::from)).collect()
+fn load_specs(paths: &[std::path::PathBuf], g: &crate::cli::GlobalArgs) -> Result<Vec<Spec>> {
+    paths.iter().map(|p| Spec::load_limited(p, g.max_runs).map_err(anyhow::Error::from)).collect()
 }
 
 /// Every readable record of the store; unreadable files are logged and skipped.
@@ -45,15 +45,24 @@ fn readable_records(g: &crate::cli::GlobalArgs) -> Result<Vec<crate::store::RunR
     Ok(records)
 }
 
-/// Texts given on the command line, then those of `--file` (one per line, blank lines skipped).
-fn collect_texts(texts: &[String], file: Option<&std::path::Path>) -> Result<Vec<String>> {
+/// Texts given on the command line, then those of `--file` (one per line, blank lines skipped). With
+/// `blank_ok` false a blank text on the command line is refused, as training refuses empty texts.
+fn collect_texts(texts: &[String], file: Option<&std::path::Path>, blank_ok: bool) -> Result<Vec<String>> {
+    use crate::error::UsageError;
     let mut all = texts.to_vec();
+    if let Some(blank) = all.iter().position(|t| t.trim().is_empty()).filter(|_| !blank_ok) {
+        return Err(UsageError(format!("text {} is empty: a classifier needs some text (training skips empty texts too)", blank + 1)).into());
+    }
     if let Some(file) = file {
-        let content = std::fs::read_to_string(file).with_context(|| format!("reading texts from {}", file.display()))?;
+        let bytes = std::fs::read(file).map_err(|e| UsageError(format!("{}: cannot read the texts: {e}", file.display())))?;
+        let content = String::from_utf8(bytes).map_err(|e| {
+            let pos = crate::data::text::position_of(e.as_bytes(), e.utf8_error().valid_up_to());
+            UsageError(format!("{}:{pos}: not valid UTF-8; --file takes UTF-8 text, one text per line", file.display()))
+        })?;
         all.extend(content.lines().filter(|l| !l.trim().is_empty()).map(String::from));
     }
     if all.is_empty() {
-        return Err(crate::error::UsageError("no texts: give them as arguments or with --file".into()).into());
+        return Err(UsageError("no texts: give them as arguments or with --file".into()).into());
     }
     Ok(all)
 }
