@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{text, Dataset, LabelMap};
+use super::{text, Dataset, LabelMap, SkipReason};
 use crate::error::DataError;
 
 /// Where one part (enron1..6) lives.
@@ -126,9 +126,9 @@ pub fn read(parts: &[(u8, PartSource)], labels: &LabelMap, progress: &indicatif:
             ds.report.decoded_as_latin1 += fallback as usize;
             let label = if spam { spam_label } else { ham_label };
             match label {
-                Some(_) if body.trim().is_empty() => ds.malformed(Path::new(&name), 1, "empty email".into()),
+                Some(_) if body.trim().is_empty() => ds.malformed(Path::new(&name), 1, SkipReason::EmptyText, "empty email".into()),
                 Some(y) => ds.push(body, y, i + 1),
-                None => ds.malformed(Path::new(&name), 1, format!("class folder not in the label mapping (expected {})", labels.describe())),
+                None => ds.malformed(Path::new(&name), 1, SkipReason::UnknownLabel, format!("class folder not in the label mapping (expected {})", labels.describe())),
             }
         }
     }

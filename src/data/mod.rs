@@ -21,6 +21,41 @@ use crate::spec::{DataSource, DatasetConfig, DatasetName, Encoding, FileFormat};
 /// How many malformed rows are quoted in the report (all are counted).
 const MALFORMED_EXAMPLES: usize = 20;
 
+/// Why a row was set aside. Every skipped row is counted under one of these, and `bench run` prints the
+/// counts: rows are never dropped without a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// The label is in none of the classes the spec maps.
+    UnknownLabel,
+    /// The row has no label value at all.
+    MissingLabel,
+    EmptyText,
+    /// Too few fields for the columns read, or more than the header has.
+    WrongFieldCount,
+    /// A quote that opens a field and does not close it on that row, so the field would swallow the rows
+    /// after it.
+    StrayQuote,
+    /// A line that is not a JSON object (JSON Lines), or has no TAB (the SMS corpus).
+    NotARow,
+    /// A row the CSV reader could not read.
+    Unreadable,
+}
+
+impl SkipReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::UnknownLabel => "unknown label",
+            Self::MissingLabel => "no label",
+            Self::EmptyText => "empty text",
+            Self::WrongFieldCount => "wrong number of fields",
+            Self::StrayQuote => "stray quote",
+            Self::NotARow => "not a row",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MalformedRow {
     pub file: String,
@@ -39,6 +74,21 @@ pub struct LoadReport {
     pub decoded_as_latin1: usize,
     /// Rows whose text had spilled into extra columns and was joined back (Kaggle's spam.csv).
     pub overflow_joined: usize,
+    /// The malformed rows counted by reason (absent in records older than it).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub skipped: std::collections::BTreeMap<SkipReason, usize>,
+}
+
+impl LoadReport {
+    /// `12 rows skipped (10 unknown label, 2 empty text)`, or None when no row was.
+    pub fn skipped_summary(&self) -> Option<String> {
+        if self.malformed_rows == 0 {
+            return None;
+        }
+        let reasons: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {}", r.describe())).collect();
+        let rows = if self.malformed_rows == 1 { "row" } else { "rows" };
+        Some(if reasons.is_empty() { format!("{} {rows} skipped", self.malformed_rows) } else { format!("{} {rows} skipped ({})", self.malformed_rows, reasons.join(", ")) })
+    }
 }
 
 /// Labelled texts as read from the files, in file order.
@@ -63,10 +113,24 @@ impl Dataset {
         self.lines.push(line);
     }
 
-    fn malformed(&mut self, path: &Path, line: usize, reason: String) {
+    fn malformed(&mut self, path: &Path, line: usize, why: SkipReason, reason: String) {
         self.report.malformed_rows += 1;
+        *self.report.skipped.entry(why).or_default() += 1;
         if self.report.malformed_examples.len() < MALFORMED_EXAMPLES {
             self.report.malformed_examples.push(MalformedRow { file: path.display().to_string(), line, reason });
+        }
+    }
+
+    /// A row with its text and raw label: kept when the label maps to a class and the text is not
+    /// empty, counted as skipped otherwise.
+    fn labelled(&mut self, path: &Path, line: usize, body: String, raw_label: &str, labels: &LabelMap) {
+        match labels.map(raw_label) {
+            Some(_) if body.trim().is_empty() => self.malformed(path, line, SkipReason::EmptyText, "empty text".into()),
+            Some(y) => self.push(body, y, line),
+            None => {
+                let shown: String = raw_label.chars().take(40).collect();
+                self.malformed(path, line, SkipReason::UnknownLabel, format!("unknown label {shown:?} (expected {})", labels.describe()))
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{read_file, Dataset, LabelMap};
+use super::{read_file, Dataset, LabelMap, SkipReason};
 use crate::spec::Encoding;
 
 pub fn read(path: &Path, labels: &LabelMap, encoding: Encoding) -> Result<Dataset, crate::error::DataError> {
@@ -15,13 +15,13 @@ pub fn read(path: &Path, labels: &LabelMap, encoding: Encoding) -> Result<Datase
         }
         ds.report.rows_read += 1;
         let Some((label, body)) = line.split_once('\t') else {
-            ds.malformed(path, line_no, "no TAB between label and text".into());
+            ds.malformed(path, line_no, SkipReason::NotARow, "no TAB between label and text".into());
             continue;
         };
         match labels.map(label) {
             Some(y) if !body.trim().is_empty() => ds.push(body.to_string(), y, line_no),
-            Some(_) => ds.malformed(path, line_no, "empty text".into()),
-            None => ds.malformed(path, line_no, format!("unknown label {label:?} (expected {})", labels.describe())),
+            Some(_) => ds.malformed(path, line_no, SkipReason::EmptyText, "empty text".into()),
+            None => ds.malformed(path, line_no, SkipReason::UnknownLabel, format!("unknown label {label:?} (expected {})", labels.describe())),
         }
     }
     Ok(ds)
