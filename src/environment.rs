@@ -25,9 +25,13 @@ impl Environment {
             arch: std::env::consts::ARCH.into(),
             crate_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: option_env!("TEXTBENCH_GIT_COMMIT").filter(|s| !s.is_empty()).map(String::from),
-            hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()),
+            hostname: hostname(),
         }
     }
+}
+
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 fn cpu_model() -> Option<String> {
@@ -35,10 +39,30 @@ fn cpu_model() -> Option<String> {
     info.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string())
 }
 
-/// Resets the kernel's peak-RSS counter of this process (Linux), so the next reading is this run's peak.
-/// Returns false where that is not possible; the reading is then the process's peak so far.
-pub fn reset_peak_memory() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+/// Starts measuring one run's peak memory. The process keeps freed memory for reuse (main.rs), so after
+/// a large run its resident size stays high and a later, smaller run would read the earlier one's
+/// peak: freed memory is first handed back to the kernel (`malloc_trim`), then the kernel's high-water
+/// mark is reset to the resident size that remains (`clear_refs` 5). Returns how the reading will have
+/// been measured, for the record.
+pub fn start_peak_memory() -> String {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    match (reset, resident_bytes()) {
+        (true, Some(base)) => format!(
+            "resident high-water mark (VmHWM) during the run, reset at its start after freed memory was returned to the kernel; {:.1} MiB of it were resident before the run (the program, shared caches)",
+            base as f64 / (1024.0 * 1024.0)
+        ),
+        _ => "peak resident memory of the whole process so far (the counter could not be reset on this system)".into(),
+    }
+}
+
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).map(|kb| kb * 1024)
 }
 
 /// Peak resident memory of this process in bytes (since the last reset).

@@ -76,10 +76,26 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: not a valid run record: {source}", path.display())]
     Corrupt { path: PathBuf, source: serde_json::Error },
+    #[error("{}: an unusable run record: {reason}", path.display())]
+    Unusable { path: PathBuf, reason: String },
+    #[error("{}: cannot write run records there: {source}. Give a writable folder with --runs-dir (or BENCH_RUNS_DIR)", path.display())]
+    NotWritable { path: PathBuf, source: std::io::Error },
+    #[error("{query:?} is not a run id: give the id (or a unique start of it) that `bench list` shows, 16 hexadecimal digits")]
+    BadQuery { query: String },
     #[error("no run matches {query:?} in {}", dir.display())]
     NotFound { query: String, dir: PathBuf },
     #[error("{query:?} matches several runs in {}: {}", dir.display(), ids.join(", "))]
     Ambiguous { query: String, dir: PathBuf, ids: Vec<String> },
+}
+
+impl StoreError {
+    /// The file or folder the error is about, where there is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Io { path, .. } | Self::Corrupt { path, .. } | Self::Unusable { path, .. } | Self::NotWritable { path, .. } => Some(path),
+            Self::NotFound { .. } | Self::Ambiguous { .. } | Self::BadQuery { .. } => None,
+        }
+    }
 }
 
 /// Problems with a model folder (a backbone checkpoint) or running it.
@@ -118,9 +134,20 @@ pub enum MethodError {
 /// Whether an error (anywhere in an anyhow chain) is the user's input to fix: exit code 2.
 pub fn is_usage_error(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        let bad_run_name = matches!(e.downcast_ref::<StoreError>(), Some(StoreError::NotFound { .. } | StoreError::Ambiguous { .. }));
+        let bad_run_name = matches!(
+            e.downcast_ref::<StoreError>(),
+            Some(
+                StoreError::NotFound { .. }
+                    | StoreError::Ambiguous { .. }
+                    | StoreError::BadQuery { .. }
+                    | StoreError::Corrupt { .. }
+                    | StoreError::Unusable { .. }
+                    | StoreError::NotWritable { .. }
+            )
+        );
         let bad_model = matches!(e.downcast_ref::<ModelError>(), Some(ModelError::Missing { .. } | ModelError::Invalid { .. } | ModelError::Device(_)));
-        e.is::<SpecError>() || e.is::<DataError>() || e.is::<UsageError>() || bad_run_name || bad_model
+        let bad_out = matches!(e.downcast_ref::<crate::report::ReportError>(), Some(crate::report::ReportError::Refused { .. }));
+        e.is::<SpecError>() || e.is::<DataError>() || e.is::<UsageError>() || bad_run_name || bad_model || bad_out
     })
 }
 

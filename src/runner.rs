@@ -14,6 +14,7 @@ use crate::methods::{Examples, FitContext};
 use crate::metrics;
 use crate::progress::Progress;
 use crate::spec::{DataSource, DatasetConfig, PlannedRun, Spec};
+use crate::store::claim::{Attempt, Claim, Claimant};
 use crate::store::{self, Prediction, RunRecord, RunStatus, SpecRef, Store, Timings};
 
 pub struct RunOptions {
@@ -38,6 +39,8 @@ pub struct Outcome {
     pub ran: usize,
     pub skipped: usize,
     pub failed: usize,
+    /// Runs another process sharing the store executed while this one waited.
+    pub elsewhere: usize,
 }
 
 /// Key under which loaded data is shared between runs: everything that decides what is read.
@@ -88,37 +91,171 @@ pub fn plan<'a>(specs: &'a [Spec], opts: &RunOptions, store: &Store, progress: &
     Ok(plans)
 }
 
-/// Executes the plans that are not done (all of them with `force`), writing one record each.
+/// The plans that share one run id (the same experiment asked for by several specs, or twice): executed
+/// once, recorded once, with every spec that asked for it.
+struct Job<'p, 'a> {
+    plans: Vec<&'p Plan<'a>>,
+}
+
+impl Job<'_, '_> {
+    fn first(&self) -> &Plan<'_> {
+        self.plans[0]
+    }
+
+    fn specs(&self) -> Vec<SpecRef> {
+        let mut out: Vec<SpecRef> = Vec::new();
+        for p in &self.plans {
+            if !out.iter().any(|s| s.name == p.spec.name) {
+                out.push(SpecRef { name: p.spec.name.clone(), file: p.spec.path.display().to_string() });
+            }
+        }
+        out
+    }
+}
+
+/// Groups plans by run id, in order of first appearance.
+fn jobs<'p, 'a>(plans: &'p [Plan<'a>]) -> Vec<Job<'p, 'a>> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<Job> = Vec::new();
+    for p in plans {
+        match index.get(p.id.as_str()) {
+            Some(&i) => out[i].plans.push(p),
+            None => {
+                index.insert(&p.id, out.len());
+                out.push(Job { plans: vec![p] });
+            }
+        }
+    }
+    out
+}
+
+/// Executes the plans that are not done (all of them with `force`), writing one record per run id.
+///
+/// Each run is claimed in the store before it executes, so that processes sharing the runs directory
+/// execute it once between them: a run another live process holds is left to it and waited for at the
+/// end; if that process dies meanwhile, its claim is taken over and the run executed here.
 pub fn execute(plans: &[Plan<'_>], opts: &RunOptions, store: &Store, progress: &Progress) -> Result<Outcome, crate::error::StoreError> {
     store.remove_stale_temporaries();
-    let todo: Vec<&Plan> = plans.iter().filter(|p| opts.force || !p.done).collect();
-    let mut outcome = Outcome { skipped: plans.len() - todo.len(), ..Default::default() };
+    let started = now();
+    let me = Claimant::this_process();
+    let all = jobs(plans);
+    let todo: Vec<&Job> = all.iter().filter(|j| opts.force || !j.first().done).collect();
+    let mut outcome = Outcome { skipped: all.len() - todo.len(), ..Default::default() };
+    for job in all.iter().filter(|j| !opts.force && j.first().done) {
+        // Under the claim, so that two processes adding their names do not overwrite each other's.
+        let claim = store.claim(&job.first().id, &me, true)?;
+        remember_specs(store, job)?;
+        drop(claim);
+    }
     let overall = progress.bar(todo.len() as u64, "runs", "runs");
     // Embeddings of frozen encoders are kept beside the records, out of the way of record listing.
     let models = Arc::new(ModelCache::new(Some(store.dir().join(".cache").join("embeddings"))));
-    for plan in todo {
-        overall.set_message(format!("{} {}", plan.spec.name, &plan.id[..8]));
-        let record = run_one(plan, progress, &opts.models_dir, &models, store);
-        let line = match (&record.status, &record.metrics) {
-            (RunStatus::Ok, Some(m)) => format!(
-                "{} {:<20} {:<10} seed {:<4} acc {:.4} f1 {:.4} auroc {:.4}  ({:.1}s)",
-                record.id, plan.spec.name, record.config.method.kind(), record.config.seed, m.accuracy, m.f1, m.auroc,
-                record.timings.fit_s + record.timings.predict_s
-            ),
-            _ => format!("{} {:<20} FAILED: {}", record.id, plan.spec.name, record.error.as_deref().unwrap_or("unknown error")),
-        };
-        if record.status == RunStatus::Ok {
-            outcome.ran += 1;
-        } else {
-            outcome.failed += 1;
-            tracing::error!(run = %record.id, error = record.error.as_deref().unwrap_or(""), "run failed");
+    let mut held_elsewhere: Vec<&Job> = Vec::new();
+    for job in &todo {
+        match store.claim(&job.first().id, &me, false)? {
+            Attempt::Claimed(claim) => execute_claimed(job, claim, &started, opts, store, progress, &models, &mut outcome)?,
+            Attempt::Held(who) => {
+                let who = who.map_or("another process".into(), |c| c.describe());
+                progress.println(format!("{} {:<20} running in {who}; waiting for it at the end", job.first().id, job.first().spec.name));
+                held_elsewhere.push(job);
+                continue;
+            }
         }
-        store.put(&record)?;
-        progress.println(line);
         overall.inc(1);
+    }
+    if !held_elsewhere.is_empty() {
+        overall.set_message(format!("waiting for {} run(s) in other processes", held_elsewhere.len()));
+        for job in held_elsewhere {
+            let Attempt::Claimed(claim) = store.claim(&job.first().id, &me, true)? else { unreachable!("a waiting claim is always granted") };
+            execute_claimed(job, claim, &started, opts, store, progress, &models, &mut outcome)?;
+            overall.inc(1);
+        }
     }
     overall.finish_and_clear();
     Ok(outcome)
+}
+
+/// Runs a claimed job, unless the store got its record meanwhile (another process ran it: this one only
+/// adds its spec names). The claim is released once the record is written.
+#[allow(clippy::too_many_arguments)]
+fn execute_claimed(
+    job: &Job<'_, '_>,
+    claim: Claim,
+    started: &str,
+    opts: &RunOptions,
+    store: &Store,
+    progress: &Progress,
+    models: &Arc<ModelCache>,
+    outcome: &mut Outcome,
+) -> Result<(), crate::error::StoreError> {
+    let plan = job.first();
+    // With --force a record written before this invocation began is redone; one written since, by a
+    // process that held the claim, is not.
+    let done_meanwhile = match store.get(&plan.id) {
+        Ok(Some(r)) => r.status == RunStatus::Ok && (!opts.force || r.started_at.as_str() >= started),
+        _ => false,
+    };
+    if done_meanwhile {
+        remember_specs(store, job)?;
+        outcome.elsewhere += 1;
+        progress.println(format!("{} {:<20} done by another process", plan.id, plan.spec.name));
+        drop(claim);
+        return Ok(());
+    }
+    if let Some(previous) = &claim.took_over {
+        tracing::warn!(run = %plan.id, "taking over the run from {}, which is gone", previous.describe());
+    }
+    let mut record = run_one(plan, progress, &opts.models_dir, models, store);
+    record.other_specs = job.specs().into_iter().skip(1).collect();
+    let line = match (&record.status, &record.metrics) {
+        (RunStatus::Ok, Some(m)) => format!(
+            "{} {:<20} {:<10} seed {:<4} acc {:.4} f1 {:.4} auroc {:.4}  ({:.1}s){}",
+            record.id,
+            plan.spec.name,
+            record.config.method.kind(),
+            record.config.seed,
+            m.accuracy,
+            m.f1,
+            m.auroc,
+            record.timings.fit_s + record.timings.predict_s,
+            skipped_rows(&record.data).map(|s| format!("  {s}")).unwrap_or_default()
+        ),
+        _ => format!("{} {:<20} FAILED: {}", record.id, plan.spec.name, record.error.as_deref().unwrap_or("unknown error")),
+    };
+    if record.status == RunStatus::Ok {
+        outcome.ran += 1;
+    } else {
+        outcome.failed += 1;
+    }
+    store.put(&record)?;
+    drop(claim);
+    progress.println(line);
+    Ok(())
+}
+
+/// Adds the job's spec names to its stored record where they are missing. The caller holds the claim.
+fn remember_specs(store: &Store, job: &Job<'_, '_>) -> Result<(), crate::error::StoreError> {
+    let Ok(Some(mut record)) = store.get(&job.first().id) else { return Ok(()) };
+    let mut changed = false;
+    for s in job.specs() {
+        changed |= record.add_spec(&s);
+    }
+    if changed {
+        store.put(&record)?;
+    }
+    Ok(())
+}
+
+/// `N rows skipped (reasons)` over the run's data files, when any were.
+pub fn skipped_rows(d: &crate::data::split::DataSummary) -> Option<String> {
+    let mut all = d.load_report.clone();
+    if let Some(t) = &d.test_load_report {
+        all.malformed_rows += t.malformed_rows;
+        for (k, v) in &t.skipped {
+            *all.skipped.entry(*k).or_default() += v;
+        }
+    }
+    all.skipped_summary()
 }
 
 fn now() -> String {
@@ -128,7 +265,7 @@ fn now() -> String {
 /// Fits, predicts and evaluates one run. Never fails: a failure becomes a record with status `failed`.
 fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc<ModelCache>, store: &Store) -> RunRecord {
     let started_at = now();
-    let memory_reset = environment::reset_peak_memory();
+    let memory_method = environment::start_peak_memory();
     let cfg = &plan.run.config;
     let data = &plan.data;
     let mut timings = Timings { load_s: plan.load_s, ..Default::default() };
@@ -159,6 +296,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         status: RunStatus::Ok,
         error: None,
         spec: SpecRef { name: plan.spec.name.clone(), file: plan.spec.path.display().to_string() },
+        other_specs: vec![],
         sweep_point: plan.run.sweep_point.clone(),
         config: cfg.clone(),
         data: data.summary.clone(),
@@ -172,6 +310,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         history: None,
         artifact: None,
         peak_memory_bytes: None,
+        peak_memory_method: None,
         environment: Environment::capture(),
         started_at,
         finished_at: String::new(),
@@ -211,9 +350,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
     }
     record.timings = timings;
     record.peak_memory_bytes = environment::peak_memory_bytes();
-    if !memory_reset {
-        record.method_details["peak_memory_note"] = "peak of the whole process so far (could not reset the counter)".into();
-    }
+    record.peak_memory_method = Some(memory_method);
     record.finished_at = now();
     record
 }

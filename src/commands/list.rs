@@ -2,14 +2,11 @@ use anyhow::Result;
 
 use super::fmt_metric;
 use crate::cli::{GlobalArgs, ListArgs};
-use crate::store::{RunStatus, Store};
+use crate::store::RunStatus;
 
 pub fn run(args: &ListArgs, g: &GlobalArgs) -> Result<i32> {
-    let (records, unreadable) = Store::new(&g.runs_dir).list()?;
-    for e in &unreadable {
-        eprintln!("warning: {e}");
-    }
-    let records: Vec<_> = records.into_iter().filter(|r| args.spec.as_ref().is_none_or(|s| &r.spec.name == s)).collect();
+    let records = super::readable_records(g)?;
+    let records: Vec<_> = records.into_iter().filter(|r| args.spec.as_ref().is_none_or(|s| r.spec_names().any(|n| n == s))).collect();
     if records.is_empty() {
         eprintln!("no runs in {}", g.runs_dir.display());
         return Ok(0);

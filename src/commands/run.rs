@@ -8,9 +8,12 @@ use crate::runner::{execute, plan, RunOptions};
 use crate::store::Store;
 
 pub fn run(args: &RunArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
-    let specs = load_specs(&args.specs)?;
+    let specs = load_specs(&args.specs, g)?;
     let store = Store::new(&g.runs_dir);
     let opts = RunOptions { data_dir: g.data_dir.clone(), models_dir: g.models_dir.clone(), force: args.force };
+    if !args.dry_run {
+        store.ensure_writable()?;
+    }
     let plans = plan(&specs, &opts, &store, progress)?;
     if plans.is_empty() {
         eprintln!("error: the specs expand to no runs");
@@ -34,13 +37,23 @@ pub fn run(args: &RunArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
                 point.join(" ")
             );
         }
+        // Rows set aside while reading, once per data set.
+        let mut seen = std::collections::HashSet::new();
+        for p in &plans {
+            if let Some(skipped) = crate::runner::skipped_rows(&p.data.summary).filter(|_| seen.insert(p.data.summary.fingerprint.clone())) {
+                println!("{}: {skipped}", p.data.summary.name);
+            }
+        }
         return Ok(0);
     }
     let outcome = execute(&plans, &opts, &store, progress)?;
     if !g.quiet || outcome.failed > 0 {
+        let ids: std::collections::HashSet<&str> = plans.iter().map(|p| p.id.as_str()).collect();
+        let shared = if ids.len() < plans.len() { format!(" ({} asked for by more than one spec)", plans.len() - ids.len()) } else { String::new() };
+        let elsewhere = if outcome.elsewhere > 0 { format!(", {} done by another process", outcome.elsewhere) } else { String::new() };
         eprintln!(
-            "{} run(s): {} ran, {} already done (skipped), {} failed; records in {}",
-            plans.len(),
+            "{} run(s){shared}: {} ran, {} already done (skipped){elsewhere}, {} failed; records in {}",
+            ids.len(),
             outcome.ran,
             outcome.skipped,
             outcome.failed,

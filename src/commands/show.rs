@@ -12,6 +12,9 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
     }
     println!("run        {}  ({:?})", r.id, r.status);
     println!("spec       {} ({})", r.spec.name, r.spec.file);
+    for s in &r.other_specs {
+        println!("           also {} ({})", s.name, s.file);
+    }
     if !r.sweep_point.is_empty() {
         let p: Vec<String> = r.sweep_point.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("sweep      {}", p.join(" "));
@@ -19,11 +22,14 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
     println!("method     {}", serde_json::to_string(&r.config.method)?);
     println!("seed       {}", r.config.seed);
     let d = &r.data;
-    println!("data       {}  fingerprint {}", d.name, &d.fingerprint[..16]);
+    println!("data       {}  fingerprint {}", d.name, d.fingerprint.get(..16).unwrap_or(&d.fingerprint));
     println!(
         "           {} loaded ({} positive), {} malformed rows, {} duplicates removed",
         d.loaded.examples, d.loaded.positives, d.load_report.malformed_rows, d.duplicates_removed
     );
+    if let Some(skipped) = crate::runner::skipped_rows(d) {
+        println!("           {skipped}");
+    }
     println!("           train {} ({} positive), eval {} ({} positive)", d.train.examples, d.train.positives, d.eval.examples, d.eval.positives);
     if let Some(err) = &r.error {
         println!("error      {err}");
@@ -47,6 +53,9 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
     }
     if let Some(b) = r.peak_memory_bytes {
         println!("memory     peak {:.1} MiB", b as f64 / (1024.0 * 1024.0));
+        if let Some(how) = &r.peak_memory_method {
+            println!("           ({how})");
+        }
     }
     let e = &r.environment;
     println!("machine    {} ({} threads), {} {}, textbench {}{}", e.cpu, e.threads, e.os, e.arch, e.crate_version, e.git_commit.as_deref().map(|c| format!(" @ {c}")).unwrap_or_default());
