@@ -14,7 +14,9 @@ fn init_logging(verbose: u8, progress: &Progress) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress.log_writer()).with_target(false).init();
+    // Colour only for a person at a terminal; a log file or a CI log gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(progress.log_writer()).with_target(false).with_ansi(ansi).init();
 }
 
 /// glibc returns large freed blocks to the kernel (mmap/munmap, heap trimming), so a numeric loop that

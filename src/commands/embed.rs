@@ -9,7 +9,7 @@ use crate::methods::transformer::embed::embed_texts;
 use crate::methods::transformer::encoder::Pooling;
 
 pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
-    let texts = super::collect_texts(&args.texts, args.file.as_deref())?;
+    let texts = super::collect_texts(&args.texts, args.file.as_deref(), true)?;
     let pooling = match args.pooling {
         PoolingArg::Mean => Pooling::Mean,
         PoolingArg::Cls => Pooling::Cls,

@@ -33,6 +33,7 @@ fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact:
 }
 
 pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
+    let texts = super::collect_texts(&args.texts, args.file.as_deref(), false)?;
     let store = Store::new(&g.runs_dir);
     let record = store.find(&args.run)?;
     if record.status != RunStatus::Ok {
@@ -41,7 +42,6 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
     let Some(artifact) = record.artifact.as_ref().map(|a| store.dir().join(a)) else {
         return Err(UsageError(format!("run {} ({}) kept no model: bench predict works with frozen, finetune and lora runs", record.id, record.config.method.kind())).into());
     };
-    let texts = super::collect_texts(&args.texts, args.file.as_deref())?;
     let dev = match &record.config.method {
         MethodConfig::Finetune(p) | MethodConfig::Lora(p) => p.device.resolve()?,
         _ => Device::Cpu,

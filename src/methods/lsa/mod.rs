@@ -85,10 +85,22 @@ impl LsaParams {
         if self.components < 1 {
             return Err(("components", "components must be at least 1".into()));
         }
+        // The SVD cannot have more components than the data's rank (fewer are used, and the record
+        // says so); past these bounds a value is a typo, and the randomized SVD's buffers would be huge.
+        if self.components > MAX_COMPONENTS || self.svd_oversamples > MAX_COMPONENTS {
+            let key = if self.components > MAX_COMPONENTS { "components" } else { "svd_oversamples" };
+            return Err((key, format!("{key} is {}; at most {MAX_COMPONENTS}", if key == "components" { self.components } else { self.svd_oversamples })));
+        }
+        if self.svd_iterations > 100 {
+            return Err(("svd_iterations", format!("svd_iterations is {}; at most 100 (5 to 10 is usual)", self.svd_iterations)));
+        }
         self.logistic().validate()?;
         Ok(())
     }
 }
+
+/// The most SVD components (or oversamples) a spec may ask for.
+const MAX_COMPONENTS: usize = 100_000;
 
 pub struct FittedLsa {
     tfidf: Tfidf,
@@ -123,6 +135,15 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
         &|| bar.inc(1),
     )?;
     bar.finish_and_clear();
+    if svd.n_components() < p.components {
+        tracing::warn!(
+            "LSA: {} components asked for, {} used: the training data's TF-IDF matrix ({} documents × {} terms) has no more",
+            p.components,
+            svd.n_components(),
+            x.nrows,
+            x.ncols
+        );
+    }
     let z = svd.transform(&x);
     let explained_variance = svd::explained_variance_ratio(&x, &z);
     tracing::debug!(components = svd.n_components(), seconds = started.elapsed().as_secs_f64(), "truncated svd fitted");

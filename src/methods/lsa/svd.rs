@@ -62,7 +62,8 @@ fn orthonormalize(y: &Array2<f64>) -> Result<Array2<f64>, MethodError> {
 pub fn fit(a: &Csr, opts: &SvdOptions, on_step: &dyn Fn()) -> Result<TruncatedSvd, MethodError> {
     let max_rank = a.nrows.min(a.ncols);
     let k = opts.components.min(max_rank);
-    let l = (k + opts.oversamples).min(max_rank);
+    // Saturating: a huge oversample count means "as many as the data allows", not a wrapped small one.
+    let l = k.saturating_add(opts.oversamples).min(max_rank);
 
     let omega = gaussian(a.ncols, l, opts.seed);
     let mut y = a.dot_dense(&omega);

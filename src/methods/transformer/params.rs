@@ -239,8 +239,10 @@ impl TrainParams {
     pub fn validate(&self, kind: &str) -> Result<(), (&'static str, String)> {
         let positive = |v: f64| v > 0.0 && v.is_finite();
         validate_backbone(&self.backbone, self.max_length)?;
-        if self.epochs == 0 || self.batch_size == 0 || self.log_every == 0 {
-            return Err(("epochs", "epochs, batch_size and log_every must be at least 1".into()));
+        for (key, value) in [("epochs", self.epochs), ("batch_size", self.batch_size), ("log_every", self.log_every)] {
+            if value == 0 {
+                return Err((key, format!("{key} is 0; it must be at least 1")));
+            }
         }
         if !positive(self.lr) {
             return Err(("lr", format!("lr is {}; it must be a positive number", self.lr)));
