@@ -1,5 +1,6 @@
 // CI: opens the rendered report in headless Chromium and checks that it loads with no console errors,
-// no page errors and no network requests, then takes a full-page screenshot and checks it is not blank.
+// no page errors and no network requests, that every chart's text renders at 11 px or more on a
+// 1280-pixel-wide window, then takes a full-page screenshot and checks it is not blank.
 // Usage: node check_report.mjs REPORT.html SCREENSHOT.png
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
@@ -18,13 +19,26 @@ const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
   args: ['--no-sandbox'],
 });
-const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
 page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
 page.on('request', (r) => { if (r.url() !== url) problems.push(`network request: ${r.url()}`); });
 await page.goto(url, { waitUntil: 'load' });
 const figures = await page.locator('figure svg').count();
 const sections = await page.locator('section.dataset:not(#provenance)').count();
+// The smallest chart text as rendered: its font size times the scale the page draws its chart at.
+const smallest = await page.evaluate(() => {
+  let min = { px: Infinity, text: '' };
+  for (const svg of document.querySelectorAll('figure svg')) {
+    const scale = svg.getBoundingClientRect().width / svg.width.baseVal.value;
+    for (const t of svg.querySelectorAll('text')) {
+      const size = parseFloat(t.getAttribute('font-size') || getComputedStyle(t).fontSize);
+      if (t.textContent.trim() && size * scale < min.px) min = { px: size * scale, text: t.textContent.trim() };
+    }
+  }
+  return min;
+});
+if (smallest.px < 11) problems.push(`chart text renders at ${smallest.px.toFixed(1)} px (< 11) on a 1280-px window: "${smallest.text}"`);
 await page.screenshot({ path: shot, fullPage: true });
 await browser.close();
 
@@ -82,7 +96,7 @@ for (let i = 0; i < width * height; i++) {
   if (colours.size < 10000) colours.add(px);
 }
 const share = differing / (width * height);
-console.log(`report: ${sections} dataset section(s), ${figures} charts; screenshot ${width}x${height}, ` +
+console.log(`report: ${sections} dataset section(s), ${figures} charts, smallest chart text ${smallest.px.toFixed(1)} px; screenshot ${width}x${height}, ` +
   `${(100 * share).toFixed(1)}% non-background pixels, ${colours.size} colours`);
 if (sections < 1 || figures < 1) problems.push('the page shows no dataset section or no chart');
 if (share < 0.02 || colours.size < 16) problems.push('the screenshot is blank or nearly so');

@@ -214,13 +214,13 @@ pub fn confusion_grid(items: &[Confusion], class_names: (&str, &str)) -> Result<
         for (Confusion { label, counts: cm, threshold }, panel) in items.iter().zip(panels.iter()) {
             panel.draw(&Text::new(shorten(label, 28), (10, 8), font(14)))?;
             if *threshold != crate::metrics::THRESHOLD {
-                panel.draw(&Text::new(format!("threshold {threshold:.3}"), (10, 27), font(11)))?;
+                panel.draw(&Text::new(format!("threshold {threshold:.3}"), (10, 27), font(12)))?;
             }
             let (x0, y0, size) = (70i32, 50i32, 70i32);
             let names = [class_names.0, class_names.1];
             for (t, (row, name)) in cm.iter().zip(names).enumerate() {
                 let row_total = (row[0] + row[1]).max(1) as f64;
-                panel.draw(&Text::new(format!("true {}", shorten(name, 9)), (4, y0 + t as i32 * size + size / 2 - 6), font(11)))?;
+                panel.draw(&Text::new(format!("true {}", shorten(name, 9)), (4, y0 + t as i32 * size + size / 2 - 6), font(12)))?;
                 for (p, &count) in row.iter().enumerate() {
                     let rate = count as f64 / row_total;
                     let shade = |c: u8| (255.0 - (255.0 - c as f64) * rate) as u8;
@@ -234,7 +234,7 @@ pub fn confusion_grid(items: &[Confusion], class_names: (&str, &str)) -> Result<
                 }
             }
             for (p, name) in names.iter().enumerate() {
-                panel.draw(&Text::new(format!("pred {}", shorten(name, 8)), (x0 + p as i32 * size + 2, y0 + 2 * size + 6), font(11)))?;
+                panel.draw(&Text::new(format!("pred {}", shorten(name, 8)), (x0 + p as i32 * size + 2, y0 + 2 * size + 6), font(12)))?;
             }
         }
         Ok(())
@@ -271,6 +271,17 @@ pub struct Lines<'a> {
     /// Draw a dashed diagonal (the ROC of a coin).
     pub diagonal: bool,
     pub markers: bool,
+    /// Label whole numbers only on the x axis (epochs).
+    pub integer_x: bool,
+}
+
+/// Whole numbers only; the ticks between them stay unlabelled.
+fn whole(v: &f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        String::new()
+    }
 }
 
 pub fn lines(l: &Lines<'_>) -> Result<String> {
@@ -282,7 +293,8 @@ pub fn lines(l: &Lines<'_>) -> Result<String> {
             .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d(l.x_range.0..l.x_range.1, l.y_range.0..l.y_range.1)?;
-        chart.configure_mesh().x_desc(l.x_desc).y_desc(l.y_desc).x_label_formatter(&human).label_style(font(12)).draw()?;
+        let x_labels: &dyn Fn(&f64) -> String = if l.integer_x { &whole } else { &human };
+        chart.configure_mesh().x_desc(l.x_desc).y_desc(l.y_desc).x_label_formatter(x_labels).label_style(font(12)).draw()?;
         if l.diagonal {
             let grey = RGBColor(170, 170, 170);
             let dashes = (0..20).map(|i| {
@@ -331,7 +343,7 @@ pub fn curves(variants: &[&Variant<'_>], which: Curve) -> Result<String> {
         Curve::Roc => ("ROC curves (AUROC in the legend)", "false positive rate", "true positive rate"),
         Curve::PrecisionRecall => ("Precision–recall curves (average precision in the legend)", "recall", "precision"),
     };
-    lines(&Lines { title, x_desc, y_desc, series, x_range: (0.0, 1.0), y_range: (0.0, 1.0), diagonal: matches!(which, Curve::Roc), markers: false })
+    lines(&Lines { title, x_desc, y_desc, series, x_range: (0.0, 1.0), y_range: (0.0, 1.0), diagonal: matches!(which, Curve::Roc), markers: false, integer_x: false })
 }
 
 fn range_of(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
@@ -339,7 +351,13 @@ fn range_of(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    let span = (hi - lo).max(1e-9);
+    // One value, or all equal: a span around it (5% of it, at least 0.01 each side), so that the axis
+    // has distinct ticks and the point is not drawn on the axis.
+    if hi - lo <= 1e-9 * hi.abs().max(1.0) {
+        let half = (lo.abs() * 0.05).max(0.01);
+        return (lo - half, hi + half);
+    }
+    let span = hi - lo;
     (lo - pad * span, hi + pad * span)
 }
 
@@ -356,6 +374,7 @@ pub fn training_loss(series: Vec<Series>) -> Result<String> {
         y_range: (y.0.max(0.0), y.1),
         diagonal: false,
         markers: false,
+        integer_x: false,
     })
 }
 
@@ -369,16 +388,19 @@ pub fn per_epoch(metric: &str, series: Vec<Series>) -> Result<String> {
         x_desc: "epoch",
         y_desc: metric,
         series,
-        x_range: (0.8, max_epoch + 0.2),
+        x_range: (0.5, max_epoch + 0.5),
         y_range: (y.0.max(0.0), y.1.min(1.0)),
         diagonal: false,
         markers: true,
+        integer_x: true,
     })
 }
 
 /// F1 against a cost on a log axis, one point per variant: (label, cost, F1), coloured by position.
 pub fn cost_scatter(title: &str, x_desc: &str, points: &[(String, f64, f64)]) -> Result<String> {
-    let usable: Vec<(usize, &(String, f64, f64))> = points.iter().enumerate().filter(|(_, p)| p.1 > 0.0 && p.1.is_finite() && p.2.is_finite()).collect();
+    // Costs a run can have (a microsecond to 30 years, one to 10^15 parameters); beyond them a record's
+    // value is not a cost, and a log axis across hundreds of decades never finishes its ticks.
+    let usable: Vec<(usize, &(String, f64, f64))> = points.iter().enumerate().filter(|(_, p)| (1e-6..=1e15).contains(&p.1) && p.2.is_finite()).collect();
     let (xlo, xhi) = usable.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, p)| (a.min(p.1), b.max(p.1)));
     let (xlo, xhi) = if xlo.is_finite() { (xlo / 3.0, xhi * 3.0) } else { (0.1, 10.0) };
     let y = range_of(usable.iter().map(|(_, p)| p.2), 0.2);

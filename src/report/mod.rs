@@ -43,6 +43,45 @@ pub enum ReportError {
     Raster { path: PathBuf, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An output path that must not be written over (a device, a pipe, a link, a folder).
+    #[error("{}: {why}; give --out a path to a new or regular .html file", path.display())]
+    Refused { path: PathBuf, why: String },
+}
+
+/// Why an existing path is not one the report may replace: only a regular file (or nothing) is.
+fn not_replaceable(path: &Path, dir_expected: bool) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let t = meta.file_type();
+    let kind = if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        if dir_expected {
+            return None;
+        }
+        "a folder"
+    } else if t.is_file() {
+        if !dir_expected {
+            return None;
+        }
+        "a file"
+    } else {
+        "a device, pipe or socket"
+    };
+    Some(format!("it exists and is {kind}, which the report will not replace"))
+}
+
+/// Temporary files a killed report left among the charts (older than a minute, so that a report being
+/// written meanwhile by another process keeps its own).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for e in entries.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(".tmp-")
+            && e.metadata().is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < minute_ago));
+        if stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// One chart: its file name (without extension), a caption, and the SVG.
@@ -140,7 +179,7 @@ pub fn select(records: Vec<RunRecord>, filters: &[String]) -> Result<Vec<RunReco
     }
     Ok(records
         .into_iter()
-        .filter(|r| hashes.contains(&r.config_hash) || names.iter().any(|n| r.spec.name == *n || r.id.starts_with(n)))
+        .filter(|r| hashes.contains(&r.config_hash) || names.iter().any(|n| r.spec_names().any(|s| s == *n) || r.id.starts_with(n)))
         .collect())
 }
 
@@ -326,13 +365,28 @@ pub struct Written {
     pub charts: usize,
 }
 
-/// Writes the HTML page to `out` and every chart as SVG and PNG into `charts/` beside it.
+/// Writes the HTML page to `out` and every chart as SVG and PNG into `charts/` beside it. Refuses, before
+/// writing anything, an `out` or `charts` that exists and is not what the report writes (a regular file,
+/// a real folder): the report replaces its own files and nothing else.
 pub fn write(report: &Report<'_>, out: &Path, runs_dir: &Path, png: bool) -> Result<Written, ReportError> {
     let out_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let chart_dir = out_dir.join("charts");
+    for (path, dir) in [(out, false), (chart_dir.as_path(), true)] {
+        if let Some(why) = not_replaceable(path, dir) {
+            return Err(ReportError::Refused { path: path.to_path_buf(), why });
+        }
+    }
+    // The page's folder may be a link to one (it is not replaced, only written into).
+    if std::fs::metadata(&out_dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(ReportError::Refused { path: out_dir.clone(), why: "it is not a folder".into() });
+    }
+    if out.file_name().is_none() {
+        return Err(ReportError::Refused { path: out.to_path_buf(), why: "it names no file".into() });
+    }
+    remove_stale_temporaries(&chart_dir);
     let runs_link = relative(runs_dir, &out_dir);
     let html = page::render(report, &runs_link);
     write_atomic(out, html.as_bytes())?;
-    let chart_dir = out_dir.join("charts");
     let all: Vec<&Chart> = report.sections.iter().flat_map(|s| s.charts()).collect();
     let fonts = if png { Some(raster::fonts()) } else { None };
     all.par_iter().try_for_each(|c| -> Result<(), ReportError> {

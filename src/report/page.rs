@@ -33,7 +33,7 @@ tr.best td { background: #eaf5ee; }
 figure { margin: 12px 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { color: var(--muted); font-size: 13px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 900px), 1fr)); gap: 12px; }
 .mistake { max-width: 760px; text-align: left; white-space: pre-wrap; word-break: break-word; }
 .note { color: var(--muted); font-size: 13px; }
 code { background: #eef2f6; padding: 0 4px; border-radius: 3px; }
@@ -199,7 +199,7 @@ fn provenance_row(r: &RunRecord, runs_link: &str) -> Markup {
     let env = &r.environment;
     let machine = format!("{} · {} · {} threads", env.hostname.as_deref().unwrap_or("?"), env.cpu, env.threads);
     let code = match &env.git_commit {
-        Some(c) => format!("{} ({})", r.code_version, &c[..c.len().min(12)]),
+        Some(c) => format!("{} ({})", r.code_version, c.chars().take(12).collect::<String>()),
         None => r.code_version.clone(),
     };
     html! {
