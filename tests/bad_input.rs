@@ -133,6 +133,7 @@ fn command_line_mistakes_exit_2() {
     sb.bench().args(["run"]).assert().code(2);
     sb.bench().args(["frobnicate"]).assert().code(2);
     sb.bench().args(["run", "does-not-exist.yaml"]).assert().code(2).stderr(predicate::str::contains("does-not-exist.yaml"));
-    sb.bench().args(["show", "nope"]).assert().code(2).stderr(predicate::str::contains("no run matches"));
+    sb.bench().args(["show", "abcd"]).assert().code(2).stderr(predicate::str::contains("no run matches"));
+    sb.bench().args(["show", "nope"]).assert().code(2).stderr(predicate::str::contains("is not a run id"));
     sb.bench().args(["datasets", "fetch", "imdb"]).assert().code(2).stderr(predicate::str::contains("sms, sms-kaggle, enron, jigsaw"));
 }
