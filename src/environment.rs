@@ -43,8 +43,9 @@ fn cpu_model() -> Option<String> {
 /// a large run its resident size stays high and a later, smaller run would read the earlier one's
 /// peak: freed memory is first handed back to the kernel (`malloc_trim`), then the kernel's high-water
 /// mark is reset to the resident size that remains (`clear_refs` 5). Returns how the reading will have
-/// been measured, for the record.
-pub fn start_peak_memory() -> String {
+/// been measured, for the record, and the resident size at the start (the program, and data other runs
+/// of the same invocation hold), which the run's own share is the peak less.
+pub fn start_peak_memory() -> (String, Option<u64>) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
@@ -52,11 +53,11 @@ pub fn start_peak_memory() -> String {
     }
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     match (reset, resident_bytes()) {
-        (true, Some(base)) => format!(
-            "resident high-water mark (VmHWM) during the run, reset at its start after freed memory was returned to the kernel; {:.1} MiB of it were resident before the run (the program, shared caches)",
-            base as f64 / (1024.0 * 1024.0)
+        (true, Some(base)) => (
+            "resident high-water mark (VmHWM) during the run, reset at its start after freed memory was returned to the kernel; it includes what was resident before the run (peak_memory_baseline_bytes: the program, and the data of other runs in the same invocation)".into(),
+            Some(base),
         ),
-        _ => "peak resident memory of the whole process so far (the counter could not be reset on this system)".into(),
+        _ => ("peak resident memory of the whole process so far (the counter could not be reset on this system)".into(), None),
     }
 }
 

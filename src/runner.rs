@@ -265,7 +265,7 @@ fn now() -> String {
 /// Fits, predicts and evaluates one run. Never fails: a failure becomes a record with status `failed`.
 fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc<ModelCache>, store: &Store) -> RunRecord {
     let started_at = now();
-    let memory_method = environment::start_peak_memory();
+    let (memory_method, memory_baseline) = environment::start_peak_memory();
     let cfg = &plan.run.config;
     let data = &plan.data;
     let mut timings = Timings { load_s: plan.load_s, ..Default::default() };
@@ -311,6 +311,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         artifact: None,
         peak_memory_bytes: None,
         peak_memory_method: None,
+        peak_memory_baseline_bytes: None,
         environment: Environment::capture(),
         started_at,
         finished_at: String::new(),
@@ -351,6 +352,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
     record.timings = timings;
     record.peak_memory_bytes = environment::peak_memory_bytes();
     record.peak_memory_method = Some(memory_method);
+    record.peak_memory_baseline_bytes = memory_baseline;
     record.finished_at = now();
     record
 }

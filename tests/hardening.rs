@@ -307,6 +307,7 @@ fn peak_memory_is_measured_per_run_and_described() {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(one_run(&sb)).unwrap()).unwrap();
     assert!(r["peak_memory_bytes"].as_u64().unwrap() > 0);
     assert!(r["peak_memory_method"].as_str().unwrap().contains("reset at its start"), "{r}");
+    assert!(r["peak_memory_baseline_bytes"].as_u64().unwrap() < r["peak_memory_bytes"].as_u64().unwrap());
 }
 
 // 12. The smaller ones: each a clear message, exit 2, nothing written.

@@ -52,7 +52,11 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
         println!("params     {p} trainable, {} fitted", r.fitted_parameters.unwrap_or(p));
     }
     if let Some(b) = r.peak_memory_bytes {
-        println!("memory     peak {:.1} MiB", b as f64 / (1024.0 * 1024.0));
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        match r.peak_memory_baseline_bytes {
+            Some(base) => println!("memory     peak {:.1} MiB, of which {:.1} MiB were resident before the run started", mib(b), mib(base)),
+            None => println!("memory     peak {:.1} MiB", mib(b)),
+        }
         if let Some(how) = &r.peak_memory_method {
             println!("           ({how})");
         }

@@ -113,6 +113,9 @@ pub struct RunRecord {
     /// How `peak_memory_bytes` was measured (absent in older records: the process's peak so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory_method: Option<String>,
+    /// Resident memory when the run started (part of `peak_memory_bytes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_baseline_bytes: Option<u64>,
     pub environment: Environment,
     pub started_at: String,
     pub finished_at: String,
