@@ -88,6 +88,17 @@ pub enum Command {
         every run. The page opens offline; each chart is also written as SVG and PNG into charts/ beside it.\n\
         Reads run records only: no data files, no models.")]
     Report(ReportArgs),
+    /// Write (and with --submit, submit) a Slurm job array that runs the specs' sweep in N shards, and a
+    /// final job that checks the floors and renders the report.
+    #[command(after_help = "Examples:\n  bench slurm experiments/*.yaml --tasks 8 --partition cpu --cpus-per-task 4 --mem 16G --time 4:00:00\n  \
+        bench slurm experiments/sms-lora.yaml --tasks 4 --gpus-per-task 1 --sbatch='--qos=short' --submit\n\n\
+        Task I of the array runs `bench run --shard I/N` on the shared runs directory; the final job depends on the\n\
+        array (afterany) and runs `bench check` and `bench report`. Without --submit the scripts are printed.\n\
+        To resume after a pre-emption, submit again: runs with records are skipped, a dead task's claims taken over.")]
+    Slurm(SlurmArgs),
+    /// Per spec: how many runs are done, failed, claimed by a running process (which host and job), and to do.
+    #[command(after_help = "Example:\n  bench status experiments/*.yaml --runs-dir /shared/runs")]
+    Status(StatusArgs),
     /// Measure the transformer engine: training or inference throughput, FLOP rate, peak memory.
     #[command(after_help = "Examples:\n  bench perf --spec experiments/sms-lora.yaml --workload train --batching bucketed\n  \
         bench perf --spec experiments/sms-finetune.yaml --workload train --batching random --batches-out /tmp/b.json\n  \
@@ -216,6 +227,51 @@ pub struct RunArgs {
     /// Run again even when the store already has the run.
     #[arg(long)]
     pub force: bool,
+    /// Execute only the I-th of N parts of the runs (1 ≤ I ≤ N), as every process computes them alike:
+    /// the tasks of a job array each run one part (`bench slurm` writes such arrays).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::shard::Shard>,
+}
+
+#[derive(Args, Debug)]
+pub struct SlurmArgs {
+    /// Spec files (YAML).
+    #[arg(required = true)]
+    pub specs: Vec<PathBuf>,
+    /// Array tasks: the sweep is cut into this many shards.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub tasks: u32,
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Wall-clock limit of each task (Slurm's format, e.g. 2:00:00).
+    #[arg(long)]
+    pub time: Option<String>,
+    #[arg(long)]
+    pub cpus_per_task: Option<usize>,
+    /// Memory of each task (e.g. 16G).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// GPUs of each task, for specs with `device: cuda`.
+    #[arg(long)]
+    pub gpus_per_task: Option<usize>,
+    #[arg(long)]
+    pub account: Option<String>,
+    /// A further `#SBATCH` line for both jobs (repeatable), e.g. --sbatch='--qos=short'.
+    #[arg(long = "sbatch", value_name = "OPTIONS", allow_hyphen_values = true)]
+    pub extra: Vec<String>,
+    /// Where the final job writes the report.
+    #[arg(long, default_value = "reports/index.html")]
+    pub report: PathBuf,
+    /// Submit with sbatch and print the job ids, instead of printing the scripts.
+    #[arg(long)]
+    pub submit: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Spec files (YAML).
+    #[arg(required = true)]
+    pub specs: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

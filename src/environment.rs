@@ -14,6 +14,9 @@ pub struct Environment {
     pub git_commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// The Slurm job (`JOB_TASK` for an array task) the run executed in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
 }
 
 impl Environment {
@@ -26,7 +29,17 @@ impl Environment {
             crate_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: option_env!("TEXTBENCH_GIT_COMMIT").filter(|s| !s.is_empty()).map(String::from),
             hostname: hostname(),
+            slurm_job: slurm_job(),
         }
+    }
+}
+
+/// The Slurm job this process runs in: `ARRAYJOB_TASK` for a task of a job array, else the job id.
+pub fn slurm_job() -> Option<String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (env("SLURM_ARRAY_JOB_ID"), env("SLURM_ARRAY_TASK_ID"), env("SLURM_JOB_ID")) {
+        (Some(array), Some(task), _) => Some(format!("{array}_{task}")),
+        (_, _, job) => job,
     }
 }
 

@@ -15,5 +15,7 @@ pub mod perf;
 pub mod progress;
 pub mod report;
 pub mod runner;
+pub mod shard;
+pub mod slurm;
 pub mod spec;
 pub mod store;

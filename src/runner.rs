@@ -91,6 +91,25 @@ pub fn plan<'a>(specs: &'a [Spec], opts: &RunOptions, store: &Store, progress: &
     Ok(plans)
 }
 
+/// The plans of one shard ([`crate::shard`]). Costs come from records of the same configurations that
+/// the sweep does not write itself (other ids), so that every shard computes the same parts.
+pub fn shard_of<'a>(mut plans: Vec<Plan<'a>>, store: &Store, shard: crate::shard::Shard) -> Vec<Plan<'a>> {
+    let ids: Vec<&str> = plans.iter().map(|p| p.id.as_str()).collect();
+    let sweep: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    let (records, _) = store.list().unwrap_or_default();
+    // Oldest first, so the newest record of a configuration is the one kept.
+    let mut by_hash: HashMap<&str, f64> = HashMap::new();
+    for r in records.iter().filter(|r| r.status == RunStatus::Ok && !sweep.contains(r.id.as_str())) {
+        let t = &r.timings;
+        by_hash.insert(&r.config_hash, t.load_s + t.fit_s + t.predict_s + t.evaluate_s);
+    }
+    let costs: HashMap<String, f64> =
+        plans.iter().filter_map(|p| by_hash.get(store::config_hash(&p.run.config).as_str()).map(|&c| (p.id.clone(), c))).collect();
+    let parts = crate::shard::assign(&ids, &costs, shard.count);
+    plans.retain(|p| parts[&p.id] == shard.index - 1);
+    plans
+}
+
 /// The plans that share one run id (the same experiment asked for by several specs, or twice): executed
 /// once, recorded once, with every spec that asked for it.
 struct Job<'p, 'a> {

@@ -9,6 +9,8 @@ mod predict;
 mod report;
 mod run;
 mod show;
+mod slurm;
+mod status;
 
 use anyhow::Result;
 
@@ -28,6 +30,8 @@ pub fn dispatch(cli: Cli, progress: &Progress) -> Result<i32> {
         Command::Predict(a) => predict::run(a, g),
         Command::Report(a) => report::run(a, g),
         Command::Perf(a) => perf::run(a, g, progress),
+        Command::Slurm(a) => slurm::run(a, g),
+        Command::Status(a) => status::run(a, g, progress),
     }
 }
 

@@ -14,10 +14,21 @@ pub fn run(args: &RunArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
     if !args.dry_run {
         store.ensure_writable()?;
     }
-    let plans = plan(&specs, &opts, &store, progress)?;
+    let mut plans = plan(&specs, &opts, &store, progress)?;
     if plans.is_empty() {
         eprintln!("error: the specs expand to no runs");
         return Ok(EXIT_USAGE);
+    }
+    if let Some(shard) = args.shard {
+        let all = plans.iter().map(|p| p.id.as_str()).collect::<std::collections::HashSet<_>>().len();
+        plans = crate::runner::shard_of(plans, &store, shard);
+        let mine = plans.iter().map(|p| p.id.as_str()).collect::<std::collections::HashSet<_>>().len();
+        if !g.quiet {
+            eprintln!("shard {shard}: {mine} of the {all} runs");
+        }
+        if plans.is_empty() {
+            return Ok(0);
+        }
     }
     if args.dry_run {
         println!("{:<16}  {:<7}  {:<20}  {:<12}  {:<8}  {:>5}  {:>6}/{:<6}  sweep", "id", "status", "spec", "dataset", "method", "seed", "train", "eval");

@@ -29,17 +29,11 @@ pub struct Claimant {
 
 impl Claimant {
     pub fn this_process() -> Claimant {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let job = match (env("SLURM_ARRAY_JOB_ID"), env("SLURM_ARRAY_TASK_ID"), env("SLURM_JOB_ID")) {
-            (Some(array), Some(task), _) => Some(format!("{array}_{task}")),
-            (_, _, Some(job)) => Some(job),
-            _ => None,
-        };
         Claimant {
             host: crate::environment::hostname().unwrap_or_else(|| "unknown".into()),
             pid: std::process::id(),
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            job,
+            job: crate::environment::slurm_job(),
         }
     }
 
