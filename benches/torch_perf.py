@@ -1,7 +1,13 @@
 """PyTorch's side of benches/perf.sh: the same workload on the same batches as `bench perf`.
 
-    python benches/torch_perf.py BATCHES.json        # written by `bench perf --batches-out BATCHES.json`
-    python benches/torch_perf.py --matmul
+    python benches/torch_perf.py BATCHES.json [--grouped] [--bf16]   # from `bench perf --batches-out`
+    python benches/torch_perf.py --matmul [--bf16]
+
+--grouped: PyTorch's best practice instead of the file's batches, on the same examples. Inference sorts
+the texts by length before batching, as sentence-transformers' `encode` does; training groups them as
+Hugging Face Trainer's `group_by_length` does (LengthGroupedSampler: shuffled mega-batches of 50 batches,
+each sorted by length). --bf16: matrix products and attention under `torch.autocast("cpu", bfloat16)`
+(other numerics than f32; fast where the CPU has AVX512-BF16 or AMX).
 
 Training: AutoModelForSequenceClassification on the same backbone folder (BERT, its pooler, a fresh
 2-way head), full fine-tuning or peft LoRA with the batch file's rank, alpha, dropout and target
@@ -10,6 +16,7 @@ clipping, dropout on (train mode). Inference: AutoModel, mean pooling, torch.inf
 Each batch is padded to its longest sequence, as DataCollatorWithPadding does. The first
 `warmup_batches` run untimed. Prints one JSON line in the same shape as `bench perf --json`.
 """
+import contextlib
 import json
 import os
 import resource
@@ -71,6 +78,29 @@ def flops(cfg, batch, seq, classifier, pass_, adapters):
     return forward + weights + 2.0 * (attention + lora)
 
 
+def regroup(batches, warm, train):
+    """The same examples (warm-up batches kept as they are), re-batched as PyTorch's best practice does."""
+    size = len(batches[0]["ids"])
+    examples = [(s, b["labels"][i] if train else None) for b in batches[warm:] for i, s in enumerate(b["ids"])]
+    if train:
+        # transformers' get_length_grouped_indices: a random permutation cut into mega-batches of 50
+        # batches, each sorted by length (longest first), the longest batch moved to the front.
+        g = torch.Generator().manual_seed(0)
+        order = torch.randperm(len(examples), generator=g).tolist()
+        mega = size * min(len(examples) // (size * 4), 50) or size
+        order = [i for k in range(0, len(order), mega) for i in sorted(order[k : k + mega], key=lambda i: -len(examples[i][0]))]
+    else:
+        # sentence-transformers' encode: longest first.
+        order = sorted(range(len(examples)), key=lambda i: -len(examples[i][0]))
+    cut = [order[k : k + size] for k in range(0, len(order), size)]
+    regrouped = [{"ids": [examples[i][0] for i in c], "labels": [examples[i][1] for i in c]} for c in cut]
+    return batches[:warm] + regrouped
+
+
+def autocast(bf16):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
 def result(workload, batches, seconds, gflop):
     items = sum(len(b["ids"]) for b in batches)
     real = sum(len(s) for b in batches for s in b["ids"])
@@ -78,7 +108,8 @@ def result(workload, batches, seconds, gflop):
     return {
         "engine": "pytorch",
         "workload": workload,
-        "batching": "random",
+        "batching": "grouped" if GROUPED else "random",
+        "precision": "bf16" if BF16 else "f32",
         "items": items,
         "seconds": seconds,
         "items_per_s": items / seconds,
@@ -110,12 +141,13 @@ def infer(spec):
 
     model = AutoModel.from_pretrained(spec["backbone"]).eval()
     pad_id = model.config.pad_token_id or 0
-    batches = spec["batches"]
     warm = spec["warmup_batches"]
+    batches = regroup(spec["batches"], warm, False) if GROUPED else spec["batches"]
 
     def run(b):
         tok, mask = pad(b["ids"], pad_id)
-        hidden = model(input_ids=tok, attention_mask=mask).last_hidden_state
+        with autocast(BF16):
+            hidden = model(input_ids=tok, attention_mask=mask).last_hidden_state
         m = mask.unsqueeze(-1).to(hidden.dtype)
         (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
@@ -144,13 +176,14 @@ def train(spec):
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
     opt = adamw(named, p["lr"], p["weight_decay"])
     pad_id = model.config.pad_token_id or 0
-    batches = spec["batches"]
     warm = spec["warmup_batches"]
+    batches = regroup(spec["batches"], warm, True) if GROUPED else spec["batches"]
 
     def step(b):
         tok, mask = pad(b["ids"], pad_id)
         labels = torch.tensor(b["labels"], dtype=torch.long)
-        loss = model(input_ids=tok, attention_mask=mask, labels=labels).loss
+        with autocast(BF16):
+            loss = model(input_ids=tok, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_([q for _, q in named], p["max_grad_norm"])
         opt.step()
@@ -165,24 +198,37 @@ def train(spec):
 
 def matmul():
     rates = []
+    dtype = torch.bfloat16 if BF16 else torch.float32
     for m, k, n in [(1024, 1024, 1024), (2048, 384, 1536), (2048, 1536, 384)]:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         a @ b
         reps, start = 0, time.perf_counter()
         while time.perf_counter() - start < 2.0:
             a @ b
             reps += 1
         rates.append({"shape": [m, k, n], "gflop_per_s": 2.0 * m * k * n * reps / (time.perf_counter() - start) / 1e9})
-    return {"engine": "pytorch", "workload": "matmul", "peak_gflop_per_s": max(r["gflop_per_s"] for r in rates), "rates": rates, "threads": torch.get_num_threads()}
+    return {
+        "engine": "pytorch",
+        "workload": "matmul",
+        "precision": "bf16" if BF16 else "f32",
+        "peak_gflop_per_s": max(r["gflop_per_s"] for r in rates),
+        "rates": rates,
+        "threads": torch.get_num_threads(),
+    }
+
+
+GROUPED = "--grouped" in sys.argv
+BF16 = "--bf16" in sys.argv
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = [a for a in sys.argv[1:] if a not in ("--grouped", "--bf16")]
+    if len(args) != 1:
         sys.exit(__doc__)
-    if sys.argv[1] == "--matmul":
+    if args[0] == "--matmul":
         print(json.dumps(matmul()))
         return
-    with open(sys.argv[1], encoding="utf-8") as f:
+    with open(args[0], encoding="utf-8") as f:
         spec = json.load(f)
     out = infer(spec) if spec["workload"] == "infer" else train(spec)
     print(json.dumps(out))
