@@ -161,16 +161,23 @@ pub fn execute(plans: &[Plan<'_>], opts: &RunOptions, store: &Store, progress: &
     let todo: Vec<&Job> = all.iter().filter(|j| opts.force || !j.first().done).collect();
     let mut outcome = Outcome { skipped: all.len() - todo.len(), ..Default::default() };
     for job in all.iter().filter(|j| !opts.force && j.first().done) {
-        // Under the claim, so that two processes adding their names do not overwrite each other's.
-        let claim = store.claim(&job.first().id, &me, true)?;
-        remember_specs(store, job)?;
-        drop(claim);
+        let missing = match store.get(&job.first().id) {
+            Ok(Some(r)) => job.specs().iter().any(|s| !r.spec_names().any(|n| n == s.name)),
+            _ => false,
+        };
+        if missing {
+            // Under the claim, so that two processes adding their names do not overwrite each other's.
+            let claim = store.claim(&job.first().id, &me, true)?;
+            remember_specs(store, job)?;
+            drop(claim);
+        }
     }
     let overall = progress.bar(todo.len() as u64, "runs", "runs");
     // Embeddings of frozen encoders are kept beside the records, out of the way of record listing.
     let models = Arc::new(ModelCache::new(Some(store.dir().join(".cache").join("embeddings"))));
     let mut held_elsewhere: Vec<&Job> = Vec::new();
     for job in &todo {
+        overall.set_message(format!("{} {}", job.first().spec.name, job.first().id));
         match store.claim(&job.first().id, &me, false)? {
             Attempt::Claimed(claim) => execute_claimed(job, claim, &started, opts, store, progress, &models, &mut outcome)?,
             Attempt::Held(who) => {
@@ -185,8 +192,10 @@ pub fn execute(plans: &[Plan<'_>], opts: &RunOptions, store: &Store, progress: &
     if !held_elsewhere.is_empty() {
         overall.set_message(format!("waiting for {} run(s) in other processes", held_elsewhere.len()));
         for job in held_elsewhere {
-            let Attempt::Claimed(claim) = store.claim(&job.first().id, &me, true)? else { unreachable!("a waiting claim is always granted") };
-            execute_claimed(job, claim, &started, opts, store, progress, &models, &mut outcome)?;
+            // A waiting claim returns once it is granted; `Held` cannot come back from it.
+            if let Attempt::Claimed(claim) = store.claim(&job.first().id, &me, true)? {
+                execute_claimed(job, claim, &started, opts, store, progress, &models, &mut outcome)?;
+            }
             overall.inc(1);
         }
     }
@@ -208,16 +217,19 @@ fn execute_claimed(
     outcome: &mut Outcome,
 ) -> Result<(), crate::error::StoreError> {
     let plan = job.first();
-    // With --force a record written before this invocation began is redone; one written since, by a
-    // process that held the claim, is not.
-    let done_meanwhile = match store.get(&plan.id) {
-        Ok(Some(r)) => r.status == RunStatus::Ok && (!opts.force || r.started_at.as_str() >= started),
-        _ => false,
+    // A record written since this invocation began came from the process that held the claim: the run
+    // is not executed again, whether it succeeded or failed. An older one is redone if it failed (or
+    // with --force), as a single process would.
+    let meanwhile = match store.get(&plan.id) {
+        Ok(Some(r)) if r.started_at.as_str() >= started => Some(r.status),
+        Ok(Some(r)) if r.status == RunStatus::Ok && !opts.force => Some(r.status),
+        _ => None,
     };
-    if done_meanwhile {
+    if let Some(status) = meanwhile {
         remember_specs(store, job)?;
         outcome.elsewhere += 1;
-        progress.println(format!("{} {:<20} done by another process", plan.id, plan.spec.name));
+        let how = if status == RunStatus::Ok { "done" } else { "FAILED" };
+        progress.println(format!("{} {:<20} {how} in another process", plan.id, plan.spec.name));
         drop(claim);
         return Ok(());
     }

@@ -42,8 +42,10 @@ pub fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
+/// plotters' SVG backend writes a font of size s as `font-size` s / 1.24 (points to pixels), so a chart
+/// asking for 12 rendered at 9.7 px. Sizes here are the pixels a reader gets at the chart's drawn size.
 fn font(size: u32) -> TextStyle<'static> {
-    TextStyle::from((FONT, size).into_font())
+    TextStyle::from((FONT, f64::from(size) * 1.24).into_font())
 }
 
 /// Draws into a fresh SVG of the given size and returns it.
@@ -121,7 +123,7 @@ pub fn grouped_bars(b: &GroupedBars<'_>) -> Result<String> {
             .x_label_formatter(&label_of)
             .y_label_formatter(&human)
             .y_desc(b.y_desc)
-            .label_style(font(12))
+            .label_style(font(12)).axis_desc_style(font(13))
             .draw()?;
         let n = b.series.len().max(1) as f64;
         let width = 0.8 / n;
@@ -294,7 +296,7 @@ pub fn lines(l: &Lines<'_>) -> Result<String> {
             .y_label_area_size(56)
             .build_cartesian_2d(l.x_range.0..l.x_range.1, l.y_range.0..l.y_range.1)?;
         let x_labels: &dyn Fn(&f64) -> String = if l.integer_x { &whole } else { &human };
-        chart.configure_mesh().x_desc(l.x_desc).y_desc(l.y_desc).x_label_formatter(x_labels).label_style(font(12)).draw()?;
+        chart.configure_mesh().x_desc(l.x_desc).y_desc(l.y_desc).x_label_formatter(x_labels).label_style(font(12)).axis_desc_style(font(13)).draw()?;
         if l.diagonal {
             let grey = RGBColor(170, 170, 170);
             let dashes = (0..20).map(|i| {
@@ -412,7 +414,7 @@ pub fn cost_scatter(title: &str, x_desc: &str, points: &[(String, f64, f64)]) ->
             .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d((xlo..xhi).log_scale(), y.0.max(0.0)..y.1.min(1.0).max(y.0 + 1e-6))?;
-        chart.configure_mesh().x_desc(x_desc).y_desc("F1").x_label_formatter(&human).label_style(font(12)).draw()?;
+        chart.configure_mesh().x_desc(x_desc).y_desc("F1").x_label_formatter(&human).label_style(font(12)).axis_desc_style(font(13)).draw()?;
         for (i, p) in &usable {
             chart.draw_series(std::iter::once(Circle::new((p.1, p.2), 6, color(*i).filled())))?;
         }
