@@ -70,20 +70,6 @@ fn not_replaceable(path: &Path, dir_expected: bool) -> Option<String> {
     Some(format!("it exists and is {kind}, which the report will not replace"))
 }
 
-/// Temporary files a killed report left among the charts (older than a minute, so that a report being
-/// written meanwhile by another process keeps its own).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let minute_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-    for e in entries.flatten() {
-        let stale = e.file_name().to_string_lossy().starts_with(".tmp-")
-            && e.metadata().is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < minute_ago));
-        if stale {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
 /// One chart: its file name (without extension), a caption, and the SVG.
 pub struct Chart {
     pub stem: String,
@@ -383,7 +369,9 @@ pub fn write(report: &Report<'_>, out: &Path, runs_dir: &Path, png: bool) -> Res
     if out.file_name().is_none() {
         return Err(ReportError::Refused { path: out.to_path_buf(), why: "it names no file".into() });
     }
-    remove_stale_temporaries(&chart_dir);
+    // What a killed report left among the charts (older than a minute, so that a report being written
+    // meanwhile by another process keeps its own).
+    crate::store::remove_stale_temporaries(&chart_dir, std::time::Duration::from_secs(60));
     let runs_link = relative(runs_dir, &out_dir);
     let html = page::render(report, &runs_link);
     write_atomic(out, html.as_bytes())?;

@@ -234,6 +234,21 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Removes the `.tmp-*` files and folders [`write_atomic`] (or a killed writer) left in `dir` that are
+/// older than `age`. Best effort: what cannot be removed is left.
+pub fn remove_stale_temporaries(dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let cutoff = std::time::SystemTime::now() - age;
+    for e in entries.flatten() {
+        let stale = e.file_name().to_string_lossy().starts_with(".tmp-") && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
+        if stale {
+            let p = e.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            tracing::info!("removed {} left by an interrupted write", p.display());
+        }
+    }
+}
+
 pub struct Store {
     dir: PathBuf,
 }
@@ -304,19 +319,9 @@ impl Store {
     }
 
     /// Removes temporary files and folders that killed runs left (older than an hour, so that a write in
-    /// flight in another process is never touched). Best effort: what cannot be removed is left.
+    /// flight in another process is never touched).
     pub fn remove_stale_temporaries(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
-        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for e in entries.flatten() {
-            let stale = e.file_name().to_string_lossy().starts_with(".tmp-")
-                && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < hour_ago);
-            if stale {
-                let p = e.path();
-                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
-                tracing::info!("removed {} left by an interrupted run", p.display());
-            }
-        }
+        remove_stale_temporaries(&self.dir, std::time::Duration::from_secs(3600));
     }
 
     /// Every record in the store, oldest first. Unreadable files are returned as errors beside them.
