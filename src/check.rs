@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use crate::metrics::FloorMetric;
 use crate::spec::Spec;
 use crate::store::{config_hash, RunRecord, RunStatus};
 
@@ -52,13 +51,16 @@ pub fn check(specs: &[Spec], records: &[RunRecord]) -> Vec<CheckLine> {
                         line.note = format!("the run failed: {}", r.error.as_deref().unwrap_or("unknown error"))
                     }
                     Some(r) => {
-                        let value = r.metrics.as_ref().map(|m| FloorMetric::value(metric, m));
+                        let value = r.scores().and_then(|m| metric.value(m));
                         line.value = value;
                         line.verdict = match value {
                             Some(v) if v >= floor => Verdict::Pass,
                             Some(_) => Verdict::Fail,
                             None => Verdict::Missing,
                         };
+                        if value.is_none() && r.multiclass.is_some() {
+                            line.note = format!("{} is a two-class metric; this run has {} classes (use macro_f1, macro_auroc, …)", metric.as_str(), r.classes().len());
+                        }
                     }
                 }
                 if !run.sweep_point.is_empty() {

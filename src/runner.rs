@@ -10,12 +10,12 @@ use crate::data::split::{prepare, Prepared};
 use crate::data::{self, DataLocation};
 use crate::environment::{self, Environment};
 use crate::methods::transformer::cache::ModelCache;
-use crate::methods::{Examples, FitContext};
+use crate::methods::{ClassProbabilities, Examples, FitContext};
 use crate::metrics;
 use crate::progress::Progress;
 use crate::spec::{DataSource, DatasetConfig, PlannedRun, Spec};
 use crate::store::claim::{Attempt, Claim, Claimant};
-use crate::store::{self, Prediction, RunRecord, RunStatus, SpecRef, Store, Timings};
+use crate::store::{self, ClassPrediction, Prediction, RunRecord, RunStatus, SpecRef, Store, Timings};
 
 pub struct RunOptions {
     pub data_dir: PathBuf,
@@ -48,7 +48,8 @@ fn load_key(cfg: &DatasetConfig, spec: &Spec) -> String {
     let spec_dir = matches!(cfg.source, DataSource::File { .. }).then(|| spec.dir());
     serde_json::json!({
         "source": cfg.source, "text": cfg.text_column, "label": cfg.label_column, "positive": cfg.positive,
-        "negative": cfg.negative, "encoding": cfg.encoding, "test": cfg.split.test_file, "dir": spec_dir,
+        "negative": cfg.negative, "classes": cfg.classes, "fine": cfg.fine_labels, "encoding": cfg.encoding,
+        "test": cfg.split.test_file, "dir": spec_dir,
     })
     .to_string()
 }
@@ -238,16 +239,17 @@ fn execute_claimed(
     }
     let mut record = run_one(plan, progress, &opts.models_dir, models, store);
     record.other_specs = job.specs().into_iter().skip(1).collect();
-    let line = match (&record.status, &record.metrics) {
+    let line = match (&record.status, record.scores()) {
         (RunStatus::Ok, Some(m)) => format!(
-            "{} {:<20} {:<10} seed {:<4} acc {:.4} f1 {:.4} auroc {:.4}  ({:.1}s){}",
+            "{} {:<20} {:<10} seed {:<4} acc {:.4} {} {:.4} auroc {:.4}  ({:.1}s){}",
             record.id,
             plan.spec.name,
             record.config.method.kind(),
             record.config.seed,
-            m.accuracy,
-            m.f1,
-            m.auroc,
+            m.accuracy(),
+            if record.multiclass.is_some() { "macro-f1" } else { "f1" },
+            m.f1(),
+            m.auroc(),
             record.timings.fit_s + record.timings.predict_s,
             skipped_rows(&record.data).map(|s| format!("  {s}")).unwrap_or_default()
         ),
@@ -281,16 +283,30 @@ fn remember_specs(store: &Store, job: &Job<'_, '_>) -> Result<(), crate::error::
 pub fn skipped_rows(d: &crate::data::split::DataSummary) -> Option<String> {
     let mut all = d.load_report.clone();
     if let Some(t) = &d.test_load_report {
-        all.malformed_rows += t.malformed_rows;
-        for (k, v) in &t.skipped {
-            *all.skipped.entry(*k).or_default() += v;
-        }
+        all.absorb(t.clone());
     }
     all.skipped_summary()
 }
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A run's evaluation: two classes at the method's threshold, or more.
+enum Evaluation {
+    Binary(metrics::Metrics, metrics::Curves),
+    Multiclass(metrics::multiclass::MulticlassMetrics),
+}
+
+fn evaluate(labels: &[u32], probs: &ClassProbabilities, threshold: f64, seed: u64) -> Evaluation {
+    if probs.classes() == 2 {
+        let positive: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
+        let (m, curves) = metrics::evaluate(&positive, &probs.positive(), threshold, seed);
+        Evaluation::Binary(m, curves)
+    } else {
+        let rows: Vec<&[f64]> = probs.rows().collect();
+        Evaluation::Multiclass(metrics::multiclass::evaluate(labels, &rows, probs.classes(), seed))
+    }
 }
 
 /// Fits, predicts and evaluates one run. Never fails: a failure becomes a record with status `failed`.
@@ -300,23 +316,32 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
     let cfg = &plan.run.config;
     let data = &plan.data;
     let mut timings = Timings { load_s: plan.load_s, ..Default::default() };
-    let monitor = Some(Examples { texts: &data.eval_texts, labels: &data.eval_labels });
+    let monitor = Some(Examples { texts: &data.eval_texts, labels: &data.eval_labels, classes: &data.classes });
     let ctx = FitContext { seed: cfg.seed, progress, models_dir, models, monitor };
 
     let result = (|| {
         let t = Instant::now();
-        let fitted = cfg.method.fit(Examples { texts: &data.train_texts, labels: &data.train_labels }, &ctx)?;
+        let fitted = cfg.method.fit(Examples { texts: &data.train_texts, labels: &data.train_labels, classes: &data.classes }, &ctx)?;
         timings.fit_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let probs = fitted.predict_proba(&data.eval_texts, progress)?;
         timings.predict_s = t.elapsed().as_secs_f64();
-        if let Some(bad) = probs.iter().position(|p| !p.is_finite()) {
+        if let Some(bad) = probs.first_non_finite() {
             return Err(crate::error::MethodError::Numerical(format!("the model predicted a non-finite probability for evaluation example {bad}")));
         }
+        if probs.classes() != data.classes.len() || probs.len() != data.eval_texts.len() {
+            return Err(crate::error::MethodError::Numerical(format!(
+                "the model gave {} rows of {} probabilities for {} examples of {} classes",
+                probs.len(),
+                probs.classes(),
+                data.eval_texts.len(),
+                data.classes.len()
+            )));
+        }
         let t = Instant::now();
-        let (m, curves) = metrics::evaluate(&data.eval_labels, &probs, fitted.threshold(), cfg.seed);
+        let evaluation = evaluate(&data.eval_labels, &probs, fitted.threshold(), cfg.seed);
         timings.evaluate_s = t.elapsed().as_secs_f64();
-        Ok((fitted, probs, m, curves))
+        Ok((fitted, probs, evaluation))
     })();
 
     let mut record = RunRecord {
@@ -332,6 +357,7 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         config: cfg.clone(),
         data: data.summary.clone(),
         metrics: None,
+        multiclass: None,
         curves: None,
         timings: Timings::default(),
         train_samples_per_s: None,
@@ -347,12 +373,26 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         started_at,
         finished_at: String::new(),
         predictions: vec![],
+        class_predictions: vec![],
     };
     match result {
-        Ok((fitted, probs, m, curves)) => {
-            let threshold = m.threshold;
-            record.metrics = Some(m);
-            record.curves = Some(curves);
+        Ok((fitted, probs, evaluation)) => {
+            let examples = data.eval_index.iter().zip(&data.eval_labels).zip(&data.eval_texts).enumerate();
+            match evaluation {
+                Evaluation::Binary(m, curves) => {
+                    let threshold = m.threshold;
+                    record.metrics = Some(m);
+                    record.curves = Some(curves);
+                    let positive = probs.positive();
+                    record.predictions = examples
+                        .map(|(i, ((&index, &label), text))| Prediction::new(index, label == 1, positive[i], threshold, text))
+                        .collect();
+                }
+                Evaluation::Multiclass(m) => {
+                    record.multiclass = Some(m);
+                    record.class_predictions = examples.map(|(i, ((&index, &label), text))| ClassPrediction::new(index, label, probs.row(i), text)).collect();
+                }
+            }
             record.train_samples_per_s =
                 fitted.train_samples_per_s().or_else(|| (timings.fit_s > 0.0).then(|| data.train_texts.len() as f64 / timings.fit_s));
             record.history = fitted.history();
@@ -366,14 +406,6 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
             record.trainable_parameters = Some(fitted.trainable_parameters());
             record.fitted_parameters = Some(fitted.fitted_parameters());
             record.method_details = fitted.details();
-            record.predictions = data
-                .eval_index
-                .iter()
-                .zip(&data.eval_labels)
-                .zip(&probs)
-                .zip(&data.eval_texts)
-                .map(|(((&index, &label), &probability), text)| Prediction::new(index, label, probability, threshold, text))
-                .collect();
         }
         Err(e) => {
             record.status = RunStatus::Failed;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::labels::{ClassRule, ClassValue, LabelMap};
 use crate::error::{Position, SpecError};
 use crate::methods::MethodConfig;
 use crate::metrics::FloorMetric;
@@ -42,16 +43,39 @@ pub enum DatasetName {
     SmsKaggle,
     Enron,
     Jigsaw,
+    #[serde(rename = "20newsgroups")]
+    Newsgroups20,
+    Trec,
 }
 
 impl DatasetName {
-    pub const ALL: [DatasetName; 4] = [Self::Sms, Self::SmsKaggle, Self::Enron, Self::Jigsaw];
+    pub const ALL: [DatasetName; 6] = [Self::Sms, Self::SmsKaggle, Self::Enron, Self::Jigsaw, Self::Newsgroups20, Self::Trec];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Sms => "sms",
             Self::SmsKaggle => "sms-kaggle",
             Self::Enron => "enron",
             Self::Jigsaw => "jigsaw",
+            Self::Newsgroups20 => "20newsgroups",
+            Self::Trec => "trec",
+        }
+    }
+}
+
+/// One name or several (`text_column: [title, body]`, `path: [a.csv, b.csv]`). One is written back as a
+/// plain string, so that configs (and run ids) from before lists were allowed stay as they were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Names {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Names::One(s) => vec![s.clone()],
+            Names::Many(v) => v.clone(),
         }
     }
 }
@@ -123,12 +147,16 @@ impl OneOrMany {
 struct DatasetSpec {
     name: Option<DatasetName>,
     format: Option<FileFormat>,
-    path: Option<String>,
+    path: Option<Names>,
     parts: Option<Vec<u8>>,
-    text_column: Option<String>,
+    text_column: Option<Names>,
     label_column: Option<String>,
     positive: Option<OneOrMany>,
     negative: Option<OneOrMany>,
+    /// `{label value: class name, ...}`, or a list of label values that are the class names.
+    classes: Option<serde_yaml::Value>,
+    /// TREC: the 50 fine classes (`HUM:ind`) instead of the 6 coarse ones.
+    fine_labels: Option<bool>,
     encoding: Option<Encoding>,
     #[serde(default)]
     split: SplitSpec,
@@ -158,8 +186,9 @@ pub enum DataSource {
         path: Option<String>,
         parts: Vec<u8>,
     },
-    /// A generic file; a relative `path` is relative to the spec file's folder.
-    File { format: FileFormat, path: String },
+    /// Generic files (a path, a list, or glob patterns), read as one; a relative path is relative to
+    /// the spec file's folder.
+    File { format: FileFormat, path: Names },
 }
 
 /// How the data is split into training and evaluation examples.
@@ -178,12 +207,19 @@ pub struct SplitConfig {
 pub struct DatasetConfig {
     #[serde(flatten)]
     pub source: DataSource,
-    pub text_column: Option<String>,
+    /// Several columns are joined with a newline.
+    pub text_column: Option<Names>,
     pub label_column: Option<String>,
-    /// Label values that mean the positive class (spam, toxic).
+    /// Label values that mean the positive class (spam, toxic), when `classes` is absent.
     pub positive: Vec<String>,
     /// Label values that mean the negative class; empty means "every other value".
     pub negative: Vec<String>,
+    /// The class set when it is not the binary positive/negative one (absent for binary, so that
+    /// binary configs hash as they always have).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ClassRule>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fine_labels: bool,
     pub encoding: Encoding,
     pub split: SplitConfig,
     pub balance: Option<Balance>,
@@ -201,8 +237,19 @@ impl DatasetConfig {
             }
             DataSource::Named { name, .. } => name.as_str().to_string(),
             DataSource::File { path, .. } => {
-                Path::new(path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.clone())
+                let names = path.names();
+                let first = names.first().cloned().unwrap_or_default();
+                let stem = Path::new(&first).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(first);
+                if names.len() > 1 { format!("{stem}+{}", names.len() - 1) } else { stem }
             }
+        }
+    }
+
+    /// How label values become classes.
+    pub fn label_map(&self) -> LabelMap {
+        match &self.classes {
+            Some(rule) => LabelMap::from_rule(rule),
+            None => LabelMap::binary(&self.positive, &self.negative),
         }
     }
 }
@@ -343,7 +390,12 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
                 (_, Some(_)) => return err(&["dataset", "parts"], "`parts` applies only to the enron dataset".into()),
                 (_, None) => vec![],
             };
-            DataSource::Named { name, path: d.path, parts }
+            let path = match d.path {
+                None => None,
+                Some(Names::One(p)) => Some(p),
+                Some(Names::Many(_)) => return err(&["dataset", "path"], "a named dataset reads one `path` (a list of files is for generic datasets)".into()),
+            };
+            DataSource::Named { name, path, parts }
         }
         (None, Some(format)) => match d.path {
             Some(path) => DataSource::File { format, path },
@@ -357,21 +409,47 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
         DataSource::Named { name: DatasetName::SmsKaggle, .. } => (Some("v2"), Some("v1"), &["spam"], &["ham"]),
         DataSource::Named { name: DatasetName::Enron, .. } => (None, None, &["spam"], &["ham"]),
         DataSource::Named { name: DatasetName::Jigsaw, .. } => (Some("comment_text"), Some("toxic"), &["1"], &["0"]),
-        DataSource::File { .. } => (None, None, &["1"], &["0"]),
+        // Multi-class: the classes are the label values found.
+        DataSource::Named { name: DatasetName::Newsgroups20 | DatasetName::Trec, .. } | DataSource::File { .. } => (None, None, &[], &[]),
     };
-    let text_column = d.text_column.or(text_default.map(String::from));
+    let text_column = d.text_column.or(text_default.map(|s| Names::One(s.to_string())));
     let label_column = d.label_column.or(label_default.map(String::from));
-    let positive = d.positive.map(OneOrMany::into_vec).unwrap_or_else(|| pos_default.iter().map(|s| s.to_string()).collect());
-    let negative = d.negative.map(OneOrMany::into_vec).unwrap_or_else(|| neg_default.iter().map(|s| s.to_string()).collect());
+    let binary_given = d.positive.is_some() || d.negative.is_some();
+    let classes = match d.classes {
+        Some(_) if binary_given => {
+            return err(&["dataset", "classes"], "give either `classes` or `positive`/`negative`, not both".into());
+        }
+        Some(v) => Some(class_rule(&v).map_err(|m| (vec!["dataset", "classes"], m))?),
+        None if !binary_given && pos_default.is_empty() => Some(ClassRule::Inferred),
+        None => None,
+    };
+    let (positive, negative) = if classes.is_some() {
+        (vec![], vec![])
+    } else {
+        (
+            d.positive.map(OneOrMany::into_vec).unwrap_or_else(|| pos_default.iter().map(|s| s.to_string()).collect()),
+            d.negative.map(OneOrMany::into_vec).unwrap_or_else(|| neg_default.iter().map(|s| s.to_string()).collect()),
+        )
+    };
     let encoding = match (&source, d.encoding) {
         (_, Some(e)) => e,
-        (DataSource::Named { name: DatasetName::SmsKaggle, .. }, None) => Encoding::Latin1,
+        (DataSource::Named { name: DatasetName::SmsKaggle | DatasetName::Newsgroups20 | DatasetName::Trec, .. }, None) => Encoding::Latin1,
         _ => Encoding::Utf8,
     };
+    if d.fine_labels.is_some() && !matches!(source, DataSource::Named { name: DatasetName::Trec, .. }) {
+        return err(&["dataset", "fine_labels"], "`fine_labels` applies only to the trec dataset".into());
+    }
     let s = d.split;
-    let validation = match (s.validation, &s.test_file) {
-        (None, None) => Some(0.2),
-        (v, _) => v,
+    // The datasets with a split of their own use it unless the spec asks for another.
+    let own_test = match &source {
+        DataSource::Named { name: DatasetName::Trec, .. } => Some(crate::data::trec::TEST_FILE),
+        DataSource::Named { name: DatasetName::Newsgroups20, .. } => Some(crate::data::newsgroups::TEST_FOLDER),
+        _ => None,
+    };
+    let (validation, test_file) = match (s.validation, s.test_file, own_test) {
+        (None, None, Some(own)) => (None, Some(own.to_string())),
+        (None, None, None) => (Some(0.2), None),
+        (v, t, _) => (v, t),
     };
     let config = DatasetConfig {
         source,
@@ -379,8 +457,10 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
         label_column,
         positive,
         negative,
+        classes,
+        fine_labels: d.fine_labels.unwrap_or(false),
         encoding,
-        split: SplitConfig { validation, test_file: s.test_file, stratified: s.stratified.unwrap_or(true), seed: s.seed.unwrap_or(42) },
+        split: SplitConfig { validation, test_file, stratified: s.stratified.unwrap_or(true), seed: s.seed.unwrap_or(42) },
         balance: d.balance,
         dedupe: d.dedupe,
         max_examples: d.max_examples,
@@ -412,7 +492,11 @@ impl DatasetConfig {
                 return err(&["dataset"], "a generic dataset needs `label_column`".into());
             }
         }
-        if self.positive.is_empty() || self.positive.iter().any(|p| p.trim().is_empty()) {
+        if let Some(ClassRule::Mapped(values)) = &self.classes {
+            if let Some(m) = check_mapping(values) {
+                return err(&["dataset", "classes"], m);
+            }
+        } else if self.classes.is_none() && (self.positive.is_empty() || self.positive.iter().any(|p| p.trim().is_empty())) {
             return err(&["dataset", "positive"], "`positive` needs at least one label value, none of them empty".into());
         }
         if let Some(both) = self.positive.iter().find(|p| self.negative.iter().any(|n| n.trim().eq_ignore_ascii_case(p.trim()))) {
@@ -435,6 +519,45 @@ impl DatasetConfig {
         }
         Ok(())
     }
+}
+
+/// Reads `classes:`: a mapping `label value: class name`, or a list of label values that are the names.
+fn class_rule(v: &serde_yaml::Value) -> Result<ClassRule, String> {
+    let text = |v: &serde_yaml::Value| -> Result<String, String> {
+        match v {
+            serde_yaml::Value::String(s) => Ok(s.clone()),
+            serde_yaml::Value::Number(n) => Ok(n.to_string()),
+            serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+            other => Err(format!("`classes` holds label values and class names, not {}", serde_yaml::to_string(other).unwrap_or_default().trim())),
+        }
+    };
+    let values: Vec<ClassValue> = match v {
+        serde_yaml::Value::Mapping(m) => m.iter().map(|(k, c)| Ok(ClassValue { value: text(k)?, class: text(c)? })).collect::<Result<_, String>>()?,
+        serde_yaml::Value::Sequence(s) => s.iter().map(|k| text(k).map(|t| ClassValue { value: t.clone(), class: t })).collect::<Result<_, String>>()?,
+        _ => return Err("`classes` is a mapping `label value: class name` or a list of label values, e.g. [world, sports, business]".into()),
+    };
+    let values = values.into_iter().map(|v| ClassValue { value: v.value.trim().to_string(), class: v.class.trim().to_string() }).collect::<Vec<_>>();
+    check_mapping(&values).map_or(Ok(ClassRule::Mapped(values)), Err)
+}
+
+/// What is wrong with a class mapping, if anything.
+fn check_mapping(values: &[ClassValue]) -> Option<String> {
+    if let Some(v) = values.iter().find(|v| v.value.is_empty() || v.class.is_empty()) {
+        return Some(format!("`classes` has an empty label value or class name ({:?}: {:?})", v.value, v.class));
+    }
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].iter().any(|w| w.value.eq_ignore_ascii_case(&v.value) && w.class != v.class) {
+            return Some(format!("label value {:?} is mapped to two classes", v.value));
+        }
+    }
+    let names = ClassRule::mapped_names(values);
+    if names.len() < 2 {
+        return Some(format!("`classes` names {} class(es); a classifier needs at least two", names.len()));
+    }
+    if names.len() > crate::data::labels::MAX_CLASSES {
+        return Some(format!("`classes` names {} classes; at most {}", names.len(), crate::data::labels::MAX_CLASSES));
+    }
+    None
 }
 
 /// A sweep's setting for one run: dotted path → the value chosen.

@@ -45,7 +45,7 @@ fn fill(var: &Var, scale: f64, phase: f64) {
 fn classifier(trainable_backbone: bool) -> Classifier {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/all-MiniLM-L6-v2");
     let (backbone, weights) = Backbone::load(&dir, 128, trainable_backbone, &Device::Cpu).unwrap();
-    let model = Classifier::new(backbone, weights, Pooling::Cls, 0, &Device::Cpu).unwrap();
+    let model = Classifier::new(backbone, weights, Pooling::Cls, 2, 0, &Device::Cpu).unwrap();
     fill(&trainable(&model, "classifier.weight"), 0.02, 0.5);
     model
 }

@@ -117,7 +117,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("table.data");
         std::fs::write(&path, &bytes).unwrap();
-        let labels = LabelMap::new(&["spam".into(), "1".into()], &["ham".into(), "0".into()]);
+        let labels = LabelMap::binary(&["spam".into(), "1".into()], &["ham".into(), "0".into()]);
         let text = vec!["text".to_string()];
         let cols = Columns { text: &text, label: "label", join_overflow: false };
         let encoding = if latin1 { Encoding::Latin1 } else { Encoding::Utf8 };

@@ -29,7 +29,7 @@ fn sum_abs(t: &Tensor) -> f32 {
 fn weights_without_gradient(pooling: Pooling) -> (usize, Vec<String>) {
     let dev = Device::Cpu;
     let (backbone, weights) = Backbone::load(&minilm(), 64, true, &dev).unwrap();
-    let model = Classifier::new(backbone, weights, pooling, 0, &dev).unwrap();
+    let model = Classifier::new(backbone, weights, pooling, 2, 0, &dev).unwrap();
     let ids = model.backbone.tokenize(&["WINNER! claim your prize", "lunch at one?", "free entry, txt WIN now"]).unwrap();
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (tok, mask) = model.backbone.batch(&refs, &dev).unwrap();
@@ -106,7 +106,7 @@ fn lora_parameter_count_follows_the_formula() {
     ];
     for (r, targets) in cases {
         let (backbone, weights) = Backbone::load(&minilm(), 32, false, &dev).unwrap();
-        let mut model = Classifier::new(backbone, weights, Pooling::Cls, 0, &dev).unwrap();
+        let mut model = Classifier::new(backbone, weights, Pooling::Cls, 2, 0, &dev).unwrap();
         model.add_lora(&LoraSettings { rank: r, alpha: 16.0, dropout: 0.0, targets: targets.clone() }, 0, &dev).unwrap();
         let per_layer: usize = targets
             .iter()
@@ -129,15 +129,18 @@ fn fit_lora(p: &TrainParams, seed: u64) -> train::FittedClassifier {
     let dir = minilm();
     let ctx = FitContext { seed, progress: &progress, models_dir: dir.parent().unwrap(), models: &models, monitor: None };
     let (texts, labels) = texts();
-    train::fit("lora", p, Examples { texts: &texts, labels: &labels }, &ctx).unwrap()
+    let labels: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let classes = textbench::data::ClassSet::new(vec!["ham".into(), "spam".into()]);
+    train::fit("lora", p, Examples { texts: &texts, labels: &labels, classes: &classes }, &ctx).unwrap()
 }
 
 /// The labels of the examples `fit` held out (fraction, seed) and the fitted model's probabilities for them.
 fn held_out_predictions(fitted: &dyn textbench::methods::Fitted, texts: &[String], labels: &[bool], fraction: f64, seed: u64) -> (Vec<bool>, Vec<f64>) {
-    let (_, held) = textbench::data::split::holdout(labels, fraction, seed);
+    let classes: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let (_, held) = textbench::data::split::holdout(&classes, fraction, seed);
     let held_texts: Vec<String> = held.iter().map(|&i| texts[i].clone()).collect();
     let probs = fitted.predict_proba(&held_texts, &Progress::hidden()).unwrap();
-    (held.iter().map(|&i| labels[i]).collect(), probs)
+    (held.iter().map(|&i| labels[i]).collect(), probs.positive())
 }
 
 #[test]
@@ -206,7 +209,7 @@ fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
     let texts: Vec<String> = (0..10).map(|i| if i % 4 == 3 { format!("{long} {i}") } else { format!("ok see you at {i}") }).collect();
     let targets: Vec<u32> = (0..10).map(|i| u32::from(i % 4 == 3 || i == 0)).collect();
     let step = |split: bool| {
-        let mut model = train::build("lora", &p, dir.parent().unwrap(), 5, &dev).unwrap();
+        let mut model = train::build("lora", &p, 2, dir.parent().unwrap(), 5, &dev).unwrap();
         model.backbone.encoder.config.hidden_dropout_prob = 0.0;
         model.backbone.encoder.config.attention_probs_dropout_prob = 0.0;
         let ids = model.backbone.tokenize(&texts).unwrap();

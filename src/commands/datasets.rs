@@ -5,7 +5,7 @@ use crate::data::split::prepare;
 use crate::data::{self, catalog, fetch, DataLocation};
 use crate::error::UsageError;
 use crate::progress::Progress;
-use crate::spec::{DataSource, DatasetConfig, DatasetName, Encoding, Spec, SplitConfig};
+use crate::spec::{DatasetConfig, DatasetName, Spec};
 
 pub fn run(args: &DatasetsArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
     match &args.action {
@@ -15,50 +15,38 @@ pub fn run(args: &DatasetsArgs, g: &GlobalArgs, progress: &Progress) -> Result<i
     }
 }
 
-/// The dataset section a named dataset gets with every default, as a spec with only `name:` would.
-fn default_config(name: DatasetName) -> DatasetConfig {
-    let (text, label, pos, neg, enc) = match name {
-        DatasetName::Sms => (None, None, "spam", "ham", Encoding::Utf8),
-        DatasetName::SmsKaggle => (Some("v2"), Some("v1"), "spam", "ham", Encoding::Latin1),
-        DatasetName::Enron => (None, None, "spam", "ham", Encoding::Utf8),
-        DatasetName::Jigsaw => (Some("comment_text"), Some("toxic"), "1", "0", Encoding::Utf8),
-    };
-    DatasetConfig {
-        source: DataSource::Named { name, path: None, parts: if name == DatasetName::Enron { (1..=6).collect() } else { vec![] } },
-        text_column: text.map(String::from),
-        label_column: label.map(String::from),
-        positive: vec![pos.into()],
-        negative: vec![neg.into()],
-        encoding: enc,
-        split: SplitConfig { validation: Some(0.2), test_file: None, stratified: true, seed: 42 },
-        balance: None,
-        dedupe: false,
-        max_examples: None,
-    }
+/// The dataset section a named dataset gets with every default, as a spec with only `name:` writes it.
+fn default_config(name: DatasetName) -> Result<DatasetConfig> {
+    let src = format!("dataset:\n  name: {}\nmethod:\n  kind: lsa\n", name.as_str());
+    let spec = Spec::parse(std::path::Path::new("defaults.yaml"), &src)?;
+    Ok(spec.runs[0].config.dataset.clone())
 }
 
 fn survey(g: &GlobalArgs, progress: &Progress) -> Result<i32> {
     println!("data directory: {}", g.data_dir.display());
-    println!("{:<11}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  where", "name", "status", "rows", "positive", "negative", "malformed");
+    println!("{:<12}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  where", "name", "status", "rows", "classes", "smallest", "malformed");
     let loc = DataLocation { data_dir: g.data_dir.clone(), spec_dir: std::env::current_dir()? };
     for name in DatasetName::ALL {
         let dir = g.data_dir.join(name.as_str());
-        match data::load(&default_config(name), &loc, progress) {
+        match data::load(&default_config(name)?, &loc, progress) {
             Ok(l) => {
                 let d = &l.main;
+                let mut counts = vec![0usize; l.classes.len()];
+                d.labels.iter().for_each(|&y| counts[y as usize] += 1);
+                let (smallest, of) = counts.iter().enumerate().min_by_key(|&(_, n)| *n).map_or((0, "-"), |(c, &n)| (n, l.classes.name(c as u32)));
                 println!(
-                    "{:<11}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  {}",
+                    "{:<12}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  {}  (smallest: {of})",
                     name.as_str(),
                     "found",
                     d.len(),
-                    d.positives(),
-                    d.len() - d.positives(),
+                    l.classes.len(),
+                    smallest,
                     d.report.malformed_rows,
                     dir.display()
                 );
             }
             Err(e) => {
-                println!("{:<11}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  {}", name.as_str(), "missing", "-", "-", "-", "-", dir.display());
+                println!("{:<12}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  {}", name.as_str(), "missing", "-", "-", "-", "-", dir.display());
                 tracing::info!("{e}");
                 println!("             expects {}; {}", catalog::expected_files(name).join(", "), catalog::description(name));
             }
@@ -90,10 +78,13 @@ fn fetch_one(args: &FetchArgs, g: &GlobalArgs, progress: &Progress) -> Result<i3
 }
 
 /// One `{"text", "label"}` object per line: JSONL keeps multi-line comments on one line each.
-fn jsonl(texts: &[String], labels: &[bool]) -> Vec<u8> {
+/// One `{"text", "label", "class"}` object a line: the label is the class index (1 is the positive class
+/// of two), the class its name.
+fn jsonl(texts: &[String], labels: &[u32], classes: &crate::data::ClassSet) -> Vec<u8> {
     let mut out = Vec::new();
     for (text, &label) in texts.iter().zip(labels) {
-        serde_json::to_writer(&mut out, &serde_json::json!({ "text": text, "label": label as u8 })).expect("a string and a number serialise");
+        let line = serde_json::json!({ "text": text, "label": label, "class": classes.name(label) });
+        serde_json::to_writer(&mut out, &line).expect("strings and a number serialise");
         out.push(b'\n');
     }
     out
@@ -111,9 +102,11 @@ fn export_split(args: &SplitArgs, g: &GlobalArgs, progress: &Progress) -> Result
     let prepared = prepare(cfg, &data::load(cfg, &loc, progress)?)?;
     for (name, texts, labels) in [("train.jsonl", &prepared.train_texts, &prepared.train_labels), ("eval.jsonl", &prepared.eval_texts, &prepared.eval_labels)] {
         let dest = args.out.join(name);
-        fetch::write_atomically(&args.out, &dest, &jsonl(texts, labels))?;
-        let positives = labels.iter().filter(|&&l| l).count();
-        println!("{}: {} examples ({positives} positive)", dest.display(), texts.len());
+        fetch::write_atomically(&args.out, &dest, &jsonl(texts, labels, &prepared.classes))?;
+        let mut counts = vec![0usize; prepared.classes.len()];
+        labels.iter().for_each(|&y| counts[y as usize] += 1);
+        let by_class: Vec<String> = prepared.classes.names.iter().zip(&counts).map(|(n, c)| format!("{c} {n}")).collect();
+        println!("{}: {} examples ({})", dest.display(), texts.len(), by_class.join(", "));
     }
     println!("data fingerprint {} (the runs' records carry the same)", prepared.summary.fingerprint);
     Ok(0)

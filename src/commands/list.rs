@@ -16,7 +16,8 @@ pub fn run(args: &ListArgs, g: &GlobalArgs) -> Result<i32> {
         "id", "status", "spec", "dataset", "method", "seed", "accuracy", "f1", "auroc", "fit s"
     );
     for r in &records {
-        let (acc, f1, auc) = r.metrics.as_ref().map_or(("-".into(), "-".into(), "-".into()), |m| (fmt_metric(m.accuracy), fmt_metric(m.f1), fmt_metric(m.auroc)));
+        // For more than two classes, f1 and auroc are the macro averages.
+        let (acc, f1, auc) = r.scores().map_or(("-".into(), "-".into(), "-".into()), |m| (fmt_metric(m.accuracy()), fmt_metric(m.f1()), fmt_metric(m.auroc())));
         let status = match r.status {
             RunStatus::Ok => "ok",
             RunStatus::Failed => "FAILED",

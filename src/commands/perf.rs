@@ -37,11 +37,11 @@ pub fn run(args: &PerfArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> 
                 MethodConfig::Finetune(p) | MethodConfig::Lora(p) => (p.backbone.as_str(), p.max_length),
                 MethodConfig::Lsa(_) => return Err(UsageError(format!("{}: an lsa spec has no backbone to measure", args.spec.display())).into()),
             };
-            let data = Texts { texts: &prepared.eval_texts, labels: &prepared.eval_labels };
+            let data = Texts { texts: &prepared.eval_texts, labels: &prepared.eval_labels, classes: prepared.classes.len() };
             perf::inference(backbone, &g.models_dir, max_length, &data, args.batch_size, args.texts, args.batching, args.padded)?
         }
         (PerfWorkload::Train, MethodConfig::Finetune(p) | MethodConfig::Lora(p)) => {
-            let data = Texts { texts: &prepared.train_texts, labels: &prepared.train_labels };
+            let data = Texts { texts: &prepared.train_texts, labels: &prepared.train_labels, classes: prepared.classes.len() };
             perf::training(cfg.method.kind(), p, &g.models_dir, &data, cfg.seed, args.warmup_steps, args.steps, args.batching, args.padded)?
         }
         (PerfWorkload::Train, other) => return Err(UsageError(format!("{}: method {} is not trained by steps; give a finetune or lora spec", args.spec.display(), other.kind())).into()),

@@ -30,7 +30,12 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
     if let Some(skipped) = crate::runner::skipped_rows(d) {
         println!("           {skipped}");
     }
-    println!("           train {} ({} positive), eval {} ({} positive)", d.train.examples, d.train.positives, d.eval.examples, d.eval.positives);
+    let classes = r.classes();
+    if classes.is_binary() {
+        println!("           train {} ({} positive), eval {} ({} positive)", d.train.examples, d.train.positives, d.eval.examples, d.eval.positives);
+    } else {
+        println!("           train {}, eval {}; {} classes", d.train.examples, d.eval.examples, classes.len());
+    }
     if let Some(err) = &r.error {
         println!("error      {err}");
     }
@@ -45,6 +50,21 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
         println!("log loss   {}", fmt_metric(m.log_loss));
         let [[tn, fp], [fneg, tp]] = m.confusion_matrix;
         println!("confusion  tn {tn}  fp {fp}  fn {fneg}  tp {tp}   (threshold {:.4})", m.threshold);
+    }
+    if let Some(m) = &r.multiclass {
+        let iv = &m.intervals;
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), fmt_metric);
+        println!("accuracy   {}  [{} – {}]", fmt_metric(m.accuracy), fmt_metric(iv.accuracy.low), fmt_metric(iv.accuracy.high));
+        println!("macro f1   {}  [{} – {}]", fmt_metric(m.averages.macro_f1), fmt_metric(iv.macro_f1.low), fmt_metric(iv.macro_f1.high));
+        println!("weighted f1 {}", fmt_metric(m.averages.weighted_f1));
+        println!("macro auroc {} (one-vs-rest)", opt(m.macro_auroc));
+        println!("top-2 acc  {}", opt(m.top2_accuracy));
+        println!("log loss   {}", fmt_metric(m.log_loss));
+        let width = classes.names.iter().map(|n| n.chars().count()).max().unwrap_or(5).clamp(5, 28);
+        println!("{:<width$}  precision  recall      f1  support   auroc", "class");
+        for (name, c) in classes.names.iter().zip(&m.per_class) {
+            println!("{name:<width$}  {:>9}  {:>6}  {:>6}  {:>7}  {:>6}", fmt_metric(c.precision), fmt_metric(c.recall), fmt_metric(c.f1), c.support, opt(c.auroc));
+        }
     }
     let t = &r.timings;
     println!("timings    load {:.2}s  fit {:.2}s  predict {:.2}s  evaluate {:.2}s", t.load_s, t.fit_s, t.predict_s, t.evaluate_s);

@@ -11,6 +11,8 @@ pub fn expected_files(name: DatasetName) -> Vec<String> {
         DatasetName::SmsKaggle => vec!["spam.csv".into()],
         DatasetName::Enron => (1..=6).map(|n| format!("enron{n}.tar.gz")).collect(),
         DatasetName::Jigsaw => vec!["train.csv".into(), "test_labeled.csv (optional test split)".into()],
+        DatasetName::Newsgroups20 => vec![super::newsgroups::TARBALL.into()],
+        DatasetName::Trec => vec![super::trec::TRAIN_FILE.into(), super::trec::TEST_FILE.into()],
     }
 }
 
@@ -20,6 +22,8 @@ pub fn description(name: DatasetName) -> &'static str {
         DatasetName::SmsKaggle => "the same corpus as Kaggle's spam.csv (latin-1)",
         DatasetName::Enron => "Enron-Spam, preprocessed enron1-6 (33,716 emails)",
         DatasetName::Jigsaw => "Jigsaw toxic comments (label: toxic)",
+        DatasetName::Newsgroups20 => "20 Newsgroups, bydate split (20 classes, 11,314 train / 7,532 test)",
+        DatasetName::Trec => "TREC question classification (6 coarse classes, 5,452 train / 500 test)",
     }
 }
 
@@ -28,7 +32,7 @@ pub fn how_to_get(name: DatasetName, data_dir: &Path) -> String {
     let dir = data_dir.display();
     let looked = format!("Looked in the data directory {dir} (set --data-dir or BENCH_DATA_DIR to use another).");
     match name {
-        DatasetName::Sms | DatasetName::Enron => {
+        DatasetName::Sms | DatasetName::Enron | DatasetName::Newsgroups20 | DatasetName::Trec => {
             format!("{looked} Download it with: bench datasets fetch {} --data-dir {dir}", name.as_str())
         }
         DatasetName::SmsKaggle => format!(

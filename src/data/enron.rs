@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{text, Dataset, LabelMap, SkipReason};
+use super::{text, Dataset, LabelMap};
 use crate::error::DataError;
 
 /// Where one part (enron1..6) lives.
@@ -111,7 +111,6 @@ pub fn read(parts: &[(u8, PartSource)], labels: &LabelMap, progress: &indicatif:
     let first = loaded.first().map(|(p, _)| p.clone()).unwrap_or_default();
     let mut ds = Dataset::new(&first);
     ds.files = loaded.iter().map(|(p, _)| p.clone()).collect();
-    let (spam_label, ham_label) = (labels.map("spam"), labels.map("ham"));
     for (_, mut emails) in loaded {
         emails.sort_by(|a, b| a.name.cmp(&b.name));
         let decoded: Vec<(String, bool, String, bool)> = emails
@@ -124,12 +123,8 @@ pub fn read(parts: &[(u8, PartSource)], labels: &LabelMap, progress: &indicatif:
         for (i, (name, spam, body, fallback)) in decoded.into_iter().enumerate() {
             ds.report.rows_read += 1;
             ds.report.decoded_as_latin1 += fallback as usize;
-            let label = if spam { spam_label } else { ham_label };
-            match label {
-                Some(_) if body.trim().is_empty() => ds.malformed(Path::new(&name), 1, SkipReason::EmptyText, "empty email".into()),
-                Some(y) => ds.push(body, y, i + 1),
-                None => ds.malformed(Path::new(&name), 1, SkipReason::UnknownLabel, format!("class folder not in the label mapping (expected {})", labels.describe())),
-            }
+            // The class folder is the label value.
+            ds.labelled(Path::new(&name), i + 1, body, if spam { "spam" } else { "ham" }, labels);
         }
     }
     Ok(ds)

@@ -19,6 +19,15 @@ pub const ENRON_BASE_URL: &str = "http://www.aueb.gr/users/ion/data/enron-spam/p
 
 /// SHA-256 of the unpacked SMSSpamCollection file (UCI's zip is repackaged from time to time; the data is not).
 const SMS_SHA256: &str = "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d";
+/// 20 Newsgroups "bydate" from its maintainer's page (the file scikit-learn downloads).
+pub const NEWSGROUPS_URL: &str = "http://qwone.com/~jason/20Newsgroups/20news-bydate.tar.gz";
+const NEWSGROUPS_SHA256: &str = "8f1b2514ca22a5ade8fbb9cfa5727df95fa587f4c87b786e15c759fa66d95610";
+/// TREC question classification from Li & Roth's page (the files Hugging Face's and torchtext's loaders use).
+pub const TREC_BASE_URL: &str = "https://cogcomp.seas.upenn.edu/Data/QA/QC";
+const TREC_SHA256: [(&str, &str); 2] = [
+    ("train_5500.label", "9e4c8bdcaffb96ed61041bd64b564183d52793a8e91d84fc3a8646885f466ec3"),
+    ("TREC_10.label", "033f22c028c2bbba9ca682f68ffe204dc1aa6e1cf35dd6207f2d4ca67f0d0e8e"),
+];
 const ENRON_SHA256: [&str; 6] = [
     "a3ced1f5f661fd43119b1122e6cea04d5cb0cced650be7153846e6360a216c3b",
     "42955907e0b5fd8812388be9fc653ef64f0f2c21592d37c2cdda5531ebee34db",
@@ -45,7 +54,15 @@ pub struct FetchOutcome {
 pub fn fetch(name: DatasetName, opts: &FetchOptions<'_>, progress: &Progress) -> Result<Vec<FetchOutcome>, FetchError> {
     match name {
         DatasetName::Sms => fetch_sms(opts, progress).map(|o| vec![o]),
-        DatasetName::Enron => (1..=6).map(|n| fetch_enron_part(n, opts, progress)).collect(),
+        DatasetName::Enron => (1..=6)
+            .map(|n| {
+                let file = format!("enron{n}.tar.gz");
+                // textbench reads the tarballs directly (faster than 33,716 small files); `tar xzf` unpacks them if wanted.
+                fetch_file(name, &file, &format!("{ENRON_BASE_URL}/{file}"), ENRON_SHA256[n - 1], opts, progress)
+            })
+            .collect(),
+        DatasetName::Newsgroups20 => fetch_file(name, super::newsgroups::TARBALL, NEWSGROUPS_URL, NEWSGROUPS_SHA256, opts, progress).map(|o| vec![o]),
+        DatasetName::Trec => TREC_SHA256.iter().map(|(file, sha)| fetch_file(name, file, &format!("{TREC_BASE_URL}/{file}"), sha, opts, progress)).collect(),
         DatasetName::SmsKaggle => Err(FetchError::Unsupported(
             "sms-kaggle is only distributed through Kaggle (a login is needed); `bench datasets fetch sms` downloads the same corpus from UCI".into(),
         )),
@@ -80,18 +97,16 @@ fn fetch_sms(opts: &FetchOptions<'_>, progress: &Progress) -> Result<FetchOutcom
     Ok(FetchOutcome { path: dest, downloaded: true })
 }
 
-fn fetch_enron_part(n: usize, opts: &FetchOptions<'_>, progress: &Progress) -> Result<FetchOutcome, FetchError> {
-    let dir = opts.data_dir.join("enron");
-    let file = format!("enron{n}.tar.gz");
-    let dest = dir.join(&file);
-    let expected = ENRON_SHA256[n - 1];
+/// One file of a dataset, stored as downloaded once its checksum holds (kept when a verified copy is there).
+fn fetch_file(name: DatasetName, file: &str, default_url: &str, expected: &str, opts: &FetchOptions<'_>, progress: &Progress) -> Result<FetchOutcome, FetchError> {
+    let dir = opts.data_dir.join(name.as_str());
+    let dest = dir.join(file);
     if !opts.force && sha256_file(&dest).is_some_and(|h| h == expected) {
         return Ok(FetchOutcome { path: dest, downloaded: false });
     }
-    let url = url_for(opts, &format!("{ENRON_BASE_URL}/{file}"), &file);
+    let url = url_for(opts, default_url, file);
     let bytes = download(&url, progress)?;
     verify(&url, &bytes, expected)?;
-    // textbench reads the tarballs directly (faster than 33,716 small files); `tar xzf` unpacks them if wanted.
     write_atomically(&dir, &dest, &bytes)?;
     Ok(FetchOutcome { path: dest, downloaded: true })
 }

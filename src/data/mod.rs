@@ -4,10 +4,13 @@
 pub mod catalog;
 pub mod enron;
 pub mod fetch;
+pub mod labels;
+pub mod newsgroups;
 pub mod sms;
 pub mod split;
 pub mod table;
 pub mod text;
+pub mod trec;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::error::DataError;
 use crate::progress::Progress;
 use crate::spec::{DataSource, DatasetConfig, DatasetName, Encoding, FileFormat};
+pub use labels::{ClassSet, LabelMap};
 
 /// How many malformed rows are quoted in the report (all are counted).
 const MALFORMED_EXAMPLES: usize = 20;
@@ -80,6 +84,19 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Adds another file's report to this one.
+    pub fn absorb(&mut self, other: LoadReport) {
+        self.rows_read += other.rows_read;
+        self.malformed_rows += other.malformed_rows;
+        let room = MALFORMED_EXAMPLES.saturating_sub(self.malformed_examples.len());
+        self.malformed_examples.extend(other.malformed_examples.into_iter().take(room));
+        self.decoded_as_latin1 += other.decoded_as_latin1;
+        self.overflow_joined += other.overflow_joined;
+        for (k, v) in other.skipped {
+            *self.skipped.entry(k).or_default() += v;
+        }
+    }
+
     /// `12 rows skipped (10 unknown label, 2 empty text)`, or None when no row was.
     pub fn skipped_summary(&self) -> Option<String> {
         if self.malformed_rows == 0 {
@@ -95,11 +112,15 @@ impl LoadReport {
 #[derive(Debug, Clone, Default)]
 pub struct Dataset {
     pub texts: Vec<String>,
-    pub labels: Vec<bool>,
+    /// Class indices (see [`labels`]); while an inferred class set is read, indices into `inferred`.
+    pub labels: Vec<u32>,
     /// The line (or file number, for one-file-per-example sets) each example came from.
     pub lines: Vec<usize>,
     pub files: Vec<PathBuf>,
     pub report: LoadReport,
+    /// The label values met so far when the classes are inferred, in the order first met.
+    inferred: Vec<String>,
+    inferred_index: rustc_hash::FxHashMap<String, u32>,
 }
 
 impl Dataset {
@@ -107,7 +128,7 @@ impl Dataset {
         Dataset { files: vec![path.to_path_buf()], ..Default::default() }
     }
 
-    fn push(&mut self, text: String, label: bool, line: usize) {
+    pub(crate) fn push(&mut self, text: String, label: u32, line: usize) {
         self.texts.push(text);
         self.labels.push(label);
         self.lines.push(line);
@@ -124,7 +145,15 @@ impl Dataset {
     /// A row with its text and raw label: kept when the label maps to a class and the text is not
     /// empty, counted as skipped otherwise.
     fn labelled(&mut self, path: &Path, line: usize, body: String, raw_label: &str, labels: &LabelMap) {
-        match labels.map(raw_label) {
+        let class = match labels {
+            LabelMap::Inferred if raw_label.trim().is_empty() => {
+                return self.malformed(path, line, SkipReason::MissingLabel, "empty label".into());
+            }
+            LabelMap::Inferred if body.trim().is_empty() => Some(0),
+            LabelMap::Inferred => Some(self.intern(raw_label.trim())),
+            _ => labels.map(raw_label),
+        };
+        match class {
             Some(_) if body.trim().is_empty() => self.malformed(path, line, SkipReason::EmptyText, "empty text".into()),
             Some(y) => self.push(body, y, line),
             None => {
@@ -132,6 +161,52 @@ impl Dataset {
                 self.malformed(path, line, SkipReason::UnknownLabel, format!("unknown label {shown:?} (expected {})", labels.describe()))
             }
         }
+    }
+
+    /// Appends the examples of another file read with the same label map (several files read as one).
+    fn append(&mut self, other: Dataset) {
+        let renumber: Vec<u32> = other.inferred.iter().map(|v| self.intern(v)).collect();
+        for ((text, y), line) in other.texts.into_iter().zip(other.labels).zip(other.lines) {
+            let y = if renumber.is_empty() { y } else { renumber[y as usize] };
+            self.push(text, y, line);
+        }
+        self.files.extend(other.files);
+        self.report.absorb(other.report);
+    }
+
+    fn intern(&mut self, value: &str) -> u32 {
+        if let Some(&i) = self.inferred_index.get(value) {
+            return i;
+        }
+        let i = self.inferred.len() as u32;
+        self.inferred.push(value.to_string());
+        self.inferred_index.insert(value.to_string(), i);
+        i
+    }
+
+    /// Settles the class set of a file read with [`LabelMap::Inferred`]: its distinct values, sorted,
+    /// with the labels renumbered to match.
+    fn settle_inferred(&mut self, name: &str) -> Result<ClassSet, DataError> {
+        let names = labels::sorted_names(self.inferred.clone());
+        if names.len() > labels::MAX_CLASSES {
+            let shown: Vec<&str> = self.inferred.iter().take(5).map(String::as_str).collect();
+            return Err(DataError::Unusable {
+                name: name.to_string(),
+                message: format!(
+                    "the label column holds {} distinct values (first: {}); at most {} classes are read. Is `label_column` the right column?",
+                    names.len(),
+                    shown.join(", "),
+                    labels::MAX_CLASSES
+                ),
+            });
+        }
+        let renumber: Vec<u32> = self.inferred.iter().map(|v| names.iter().position(|n| n == v).expect("a name") as u32).collect();
+        for y in &mut self.labels {
+            *y = renumber[*y as usize];
+        }
+        self.inferred.clear();
+        self.inferred_index.clear();
+        Ok(ClassSet::new(names))
     }
 
     pub fn len(&self) -> usize {
@@ -142,51 +217,21 @@ impl Dataset {
         self.texts.is_empty()
     }
 
-    pub fn positives(&self) -> usize {
-        self.labels.iter().filter(|&&l| l).count()
-    }
-
     /// SHA-256 over labels and texts in order: two datasets with the same fingerprint are the same data.
+    /// A label below 255 is one byte (so binary data hashes as it always has), others 0xFF and four.
     pub fn fingerprint(&self) -> String {
         let mut h = Sha256::new();
         for (t, &y) in self.texts.iter().zip(&self.labels) {
-            h.update([y as u8]);
+            if y < 255 {
+                h.update([y as u8]);
+            } else {
+                h.update([255]);
+                h.update(y.to_le_bytes());
+            }
             h.update((t.len() as u64).to_le_bytes());
             h.update(t.as_bytes());
         }
         hex::encode(h.finalize())
-    }
-}
-
-/// Maps raw label values to the positive class (true) or the negative class (false).
-#[derive(Debug, Clone)]
-pub struct LabelMap {
-    positive: Vec<String>,
-    /// Empty: every value that is not positive is negative.
-    negative: Vec<String>,
-}
-
-impl LabelMap {
-    pub fn new(positive: &[String], negative: &[String]) -> Self {
-        LabelMap { positive: positive.to_vec(), negative: negative.to_vec() }
-    }
-
-    /// Label values compare trimmed and case-insensitively (`Spam`, `spam `).
-    pub fn map(&self, raw: &str) -> Option<bool> {
-        let raw = raw.trim();
-        let is = |v: &Vec<String>| v.iter().any(|p| p.trim().eq_ignore_ascii_case(raw));
-        if is(&self.positive) {
-            Some(true)
-        } else if self.negative.is_empty() || is(&self.negative) {
-            Some(false)
-        } else {
-            None
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        let neg = if self.negative.is_empty() { "anything else".to_string() } else { self.negative.join(" | ") };
-        format!("positive: {}; negative: {neg}", self.positive.join(" | "))
     }
 }
 
@@ -208,33 +253,48 @@ pub struct DataLocation {
     pub spec_dir: PathBuf,
 }
 
-/// The training data and, when the spec names a test file, the evaluation data.
+/// The training data and, when the spec names a test file, the evaluation data, with their classes.
 pub struct Loaded {
     pub main: Dataset,
     pub test: Option<Dataset>,
+    pub classes: ClassSet,
 }
 
 /// Reads the data a dataset section names. Missing files name where they were looked for and how to get them.
+/// Inferred classes are those of the main (training) file; a test file's rows in no such class are
+/// counted as unknown labels.
 pub fn load(cfg: &DatasetConfig, loc: &DataLocation, progress: &Progress) -> Result<Loaded, DataError> {
-    let main = load_one(cfg, loc, None, progress)?;
+    let labels = cfg.label_map();
+    let mut main = load_one(cfg, loc, None, &labels, progress)?;
+    let classes = match labels.classes() {
+        Some(c) => c,
+        None => main.settle_inferred(&cfg.display_name())?,
+    };
+    let test_labels = match labels {
+        LabelMap::Inferred => LabelMap::of_classes(&classes),
+        other => other,
+    };
     let test = match &cfg.split.test_file {
-        Some(file) => Some(load_one(cfg, loc, Some(file), progress)?),
+        Some(file) => Some(load_one(cfg, loc, Some(file), &test_labels, progress)?),
         None => None,
     };
-    Ok(Loaded { main, test })
+    Ok(Loaded { main, test, classes })
 }
 
-fn load_one(cfg: &DatasetConfig, loc: &DataLocation, test_file: Option<&str>, progress: &Progress) -> Result<Dataset, DataError> {
-    let labels = LabelMap::new(&cfg.positive, &cfg.negative);
+fn load_one(cfg: &DatasetConfig, loc: &DataLocation, test_file: Option<&str>, labels: &LabelMap, progress: &Progress) -> Result<Dataset, DataError> {
+    let text_columns = cfg.text_column.as_ref().map(|c| c.names()).unwrap_or_default();
     let cols = |join_overflow| table::Columns {
-        text: std::slice::from_ref(cfg.text_column.as_ref().expect("resolved")),
+        text: &text_columns,
         label: cfg.label_column.as_deref().expect("resolved"),
         join_overflow,
     };
     let ds = match &cfg.source {
         DataSource::File { format, path } => {
-            let path = existing(resolve(&loc.spec_dir, test_file.unwrap_or(path)), "the path is relative to the spec file's folder")?;
-            table::read(&path, *format, cfg.encoding, &cols(false), &labels)?
+            let paths = match test_file {
+                Some(t) => vec![existing(resolve(&loc.spec_dir, t), "the path is relative to the spec file's folder")?],
+                None => table::expand_paths(&loc.spec_dir, &path.names())?,
+            };
+            table::read_all(&paths, *format, cfg.encoding, &cols(false), labels)?
         }
         DataSource::Named { name, path, parts } => {
             let dir = loc.data_dir.join(name.as_str());
@@ -248,18 +308,24 @@ fn load_one(cfg: &DatasetConfig, loc: &DataLocation, test_file: Option<&str>, pr
                 existing(p, &hint)
             };
             match name {
-                DatasetName::Sms => sms::read(&file("SMSSpamCollection")?, &labels, cfg.encoding)?,
-                DatasetName::SmsKaggle => table::read(&file("spam.csv")?, FileFormat::Csv, cfg.encoding, &cols(true), &labels)?,
-                DatasetName::Jigsaw => table::read(&file("train.csv")?, FileFormat::Csv, cfg.encoding, &cols(false), &labels)?,
+                DatasetName::Sms => sms::read(&file("SMSSpamCollection")?, labels, cfg.encoding)?,
+                DatasetName::SmsKaggle => table::read(&file("spam.csv")?, FileFormat::Csv, cfg.encoding, &cols(true), labels)?,
+                DatasetName::Jigsaw => table::read(&file("train.csv")?, FileFormat::Csv, cfg.encoding, &cols(false), labels)?,
+                DatasetName::Trec => trec::read(&file(trec::TRAIN_FILE)?, labels, cfg.encoding, cfg.fine_labels)?,
+                DatasetName::Newsgroups20 => {
+                    let base = path.as_ref().map_or(dir.clone(), |p| resolve(&loc.data_dir, p));
+                    let split = test_file.unwrap_or(newsgroups::TRAIN_FOLDER);
+                    newsgroups::read(&newsgroups::locate(&base, split, &hint)?, split, labels, cfg.encoding)?
+                }
                 DatasetName::Enron => match (test_file, path) {
                     // The one-file CSV form of Enron-Spam.
-                    (Some(t), _) => enron_csv(&existing(resolve(&dir, t), &hint)?, cfg, &labels)?,
-                    (None, Some(p)) if p.ends_with(".csv") => enron_csv(&existing(resolve(&loc.data_dir, p), &hint)?, cfg, &labels)?,
+                    (Some(t), _) => enron_csv(&existing(resolve(&dir, t), &hint)?, cfg, labels)?,
+                    (None, Some(p)) if p.ends_with(".csv") => enron_csv(&existing(resolve(&loc.data_dir, p), &hint)?, cfg, labels)?,
                     (None, p) => {
                         let base = p.as_ref().map_or(dir.clone(), |p| resolve(&loc.data_dir, p));
                         let sources = enron::locate_parts(&base, parts, &hint)?;
                         let bar = progress.bar(sources.len() as u64, "reading enron", "parts");
-                        let ds = enron::read(&sources, &labels, &bar)?;
+                        let ds = enron::read(&sources, labels, &bar)?;
                         bar.finish_and_clear();
                         ds
                     }
@@ -281,10 +347,7 @@ fn load_one(cfg: &DatasetConfig, loc: &DataLocation, test_file: Option<&str>, pr
 
 /// The one-file CSV form: columns Message ID, Subject, Message, Spam/Ham, Date.
 fn enron_csv(path: &Path, cfg: &DatasetConfig, labels: &LabelMap) -> Result<Dataset, DataError> {
-    let text = match &cfg.text_column {
-        Some(c) => vec![c.clone()],
-        None => vec!["Subject".to_string(), "Message".to_string()],
-    };
+    let text = cfg.text_column.as_ref().map_or_else(|| vec!["Subject".to_string(), "Message".to_string()], |c| c.names());
     let label = cfg.label_column.clone().unwrap_or_else(|| "Spam/Ham".to_string());
     let cols = table::Columns { text: &text, label: &label, join_overflow: false };
     table::read(path, FileFormat::Csv, cfg.encoding, &cols, labels)

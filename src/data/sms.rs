@@ -18,11 +18,7 @@ pub fn read(path: &Path, labels: &LabelMap, encoding: Encoding) -> Result<Datase
             ds.malformed(path, line_no, SkipReason::NotARow, "no TAB between label and text".into());
             continue;
         };
-        match labels.map(label) {
-            Some(y) if !body.trim().is_empty() => ds.push(body.to_string(), y, line_no),
-            Some(_) => ds.malformed(path, line_no, SkipReason::EmptyText, "empty text".into()),
-            None => ds.malformed(path, line_no, SkipReason::UnknownLabel, format!("unknown label {label:?} (expected {})", labels.describe())),
-        }
+        ds.labelled(path, line_no, body.to_string(), label, labels);
     }
     Ok(ds)
 }

@@ -9,20 +9,30 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::{Dataset, Loaded, LoadReport};
+use super::{ClassSet, Dataset, Loaded, LoadReport};
 use crate::error::DataError;
 use crate::spec::{Balance, DatasetConfig};
 
-/// Class counts of a set of examples.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Class counts of a set of examples. Binary: the positives (class 1); more classes: every class's count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     pub examples: usize,
     pub positives: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_class: Vec<usize>,
 }
 
 impl Counts {
-    fn of(labels: &[bool]) -> Self {
-        Counts { examples: labels.len(), positives: labels.iter().filter(|&&l| l).count() }
+    fn of(labels: &[u32], classes: usize) -> Self {
+        let mut per_class = vec![0; classes];
+        for &y in labels {
+            per_class[y as usize] += 1;
+        }
+        if classes == 2 {
+            Counts { examples: labels.len(), positives: per_class[1], per_class: vec![] }
+        } else {
+            Counts { examples: labels.len(), positives: 0, per_class }
+        }
     }
 }
 
@@ -40,6 +50,9 @@ pub struct DataSummary {
     pub duplicates_removed: usize,
     pub train: Counts,
     pub eval: Counts,
+    /// The class names, in label order (absent in records older than class sets: negative, positive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
     /// Text lengths of both splits by class, for the report (absent in records older than it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lengths: Option<LengthProfile>,
@@ -64,19 +77,19 @@ pub struct ClassHistogram {
 const LENGTH_EDGES: [usize; 16] = [0, 5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 200, 300, 500, 1000, 2000];
 
 impl ClassHistogram {
-    fn of(texts: &[String], labels: &[bool]) -> ClassHistogram {
+    fn of(texts: &[String], labels: &[u32]) -> ClassHistogram {
         let mut h = ClassHistogram { negative: vec![0; LENGTH_EDGES.len()], positive: vec![0; LENGTH_EDGES.len()] };
         for (t, &l) in texts.iter().zip(labels) {
             let words = t.split_whitespace().count();
             let bin = LENGTH_EDGES.partition_point(|&e| e <= words) - 1;
-            if l { h.positive[bin] += 1 } else { h.negative[bin] += 1 }
+            if l == 1 { h.positive[bin] += 1 } else { h.negative[bin] += 1 }
         }
         h
     }
 }
 
 impl LengthProfile {
-    pub fn of(train: (&[String], &[bool]), eval: (&[String], &[bool])) -> LengthProfile {
+    pub fn of(train: (&[String], &[u32]), eval: (&[String], &[u32])) -> LengthProfile {
         LengthProfile { edges: LENGTH_EDGES.to_vec(), train: ClassHistogram::of(train.0, train.1), eval: ClassHistogram::of(eval.0, eval.1) }
     }
 }
@@ -84,9 +97,10 @@ impl LengthProfile {
 /// The examples a run trains and evaluates on.
 pub struct Prepared {
     pub train_texts: Vec<String>,
-    pub train_labels: Vec<bool>,
+    pub train_labels: Vec<u32>,
     pub eval_texts: Vec<String>,
-    pub eval_labels: Vec<bool>,
+    pub eval_labels: Vec<u32>,
+    pub classes: ClassSet,
     /// For each evaluation example, its index in the file it came from (the order of `Dataset`).
     pub eval_index: Vec<usize>,
     pub summary: DataSummary,
@@ -109,9 +123,10 @@ fn dedupe(ds: &Dataset) -> Vec<usize> {
     (0..ds.len()).filter(|&i| seen.insert(ds.texts[i].as_str())).collect()
 }
 
-/// Splits `idx` by class: (negatives, positives).
-fn by_class(idx: &[usize], labels: &[bool]) -> [Vec<usize>; 2] {
-    let mut out = [Vec::new(), Vec::new()];
+/// Splits `idx` by class, in class order (for two classes: negatives, then positives).
+fn by_class(idx: &[usize], labels: &[u32]) -> Vec<Vec<usize>> {
+    let k = labels.iter().max().map_or(2, |&m| (m as usize + 1).max(2));
+    let mut out = vec![Vec::new(); k];
     for &i in idx {
         out[labels[i] as usize].push(i);
     }
@@ -119,12 +134,13 @@ fn by_class(idx: &[usize], labels: &[bool]) -> [Vec<usize>; 2] {
 }
 
 /// Keeps `n` of the indices, each class in proportion (largest remainder), chosen at random.
-fn stratified_sample(idx: &[usize], labels: &[bool], n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
+fn stratified_sample(idx: &[usize], labels: &[u32], n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let classes = by_class(idx, labels);
     let total = idx.len() as f64;
     let mut quota: Vec<usize> = classes.iter().map(|c| (c.len() as f64 * n as f64 / total).floor() as usize).collect();
     let mut short = n - quota.iter().sum::<usize>();
-    let mut order: Vec<usize> = vec![0, 1];
+    // Stable sort: among equal remainders the lower class first.
+    let mut order: Vec<usize> = (0..classes.len()).collect();
     order.sort_by(|&a, &b| {
         let ra = classes[a].len() as f64 * n as f64 / total - quota[a] as f64;
         let rb = classes[b].len() as f64 * n as f64 / total - quota[b] as f64;
@@ -147,7 +163,7 @@ fn stratified_sample(idx: &[usize], labels: &[bool], n: usize, rng: &mut ChaCha8
 
 /// Holds out `fraction` of the examples, stratified and drawn under `seed`: (kept, held out), each in
 /// index order. Used to choose a training epoch without looking at the evaluation split.
-pub fn holdout(labels: &[bool], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub fn holdout(labels: &[u32], fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let all: Vec<usize> = (0..labels.len()).collect();
     let n = ((labels.len() as f64) * fraction).round() as usize;
     let held = stratified_sample(&all, labels, n, &mut rng(seed, STREAM_HOLDOUT));
@@ -170,13 +186,19 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
         }
     }
     if let Some(Balance::Downsample) = cfg.balance {
-        let classes = by_class(&idx, &ds.labels);
-        let keep = classes[0].len().min(classes[1].len());
+        let mut classes = by_class(&idx, &ds.labels);
+        classes.resize(loaded.classes.len().max(classes.len()), Vec::new());
+        let keep = classes.iter().map(Vec::len).min().unwrap_or(0);
         if keep == 0 {
-            return Err(unusable(format!("cannot balance by down-sampling: only one class among {} examples", idx.len())));
+            let empty = classes.iter().position(Vec::is_empty).unwrap_or(0);
+            return Err(unusable(format!(
+                "cannot balance by down-sampling: class {:?} has no example among {}",
+                loaded.classes.name(empty as u32),
+                idx.len()
+            )));
         }
         let mut r = rng(seed, STREAM_BALANCE);
-        let mut out = Vec::with_capacity(2 * keep);
+        let mut out = Vec::with_capacity(classes.len() * keep);
         for mut members in classes {
             members.shuffle(&mut r);
             out.extend_from_slice(&members[..keep]);
@@ -189,7 +211,7 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
         (Some(test), _) => (idx, test, (0..test.len()).collect()),
         (None, Some(fraction)) => {
             let mut r = rng(seed, STREAM_SPLIT);
-            let groups: Vec<Vec<usize>> = if cfg.split.stratified { by_class(&idx, &ds.labels).to_vec() } else { vec![idx.clone()] };
+            let groups: Vec<Vec<usize>> = if cfg.split.stratified { by_class(&idx, &ds.labels) } else { vec![idx.clone()] };
             let (mut train, mut eval) = (Vec::new(), Vec::new());
             for mut g in groups {
                 g.shuffle(&mut r);
@@ -204,20 +226,41 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
         (None, None) => unreachable!("a resolved split has a validation fraction or a test file"),
     };
 
-    let pick = |d: &Dataset, ix: &[usize]| -> (Vec<String>, Vec<bool>) {
+    let pick = |d: &Dataset, ix: &[usize]| -> (Vec<String>, Vec<u32>) {
         (ix.iter().map(|&i| d.texts[i].clone()).collect(), ix.iter().map(|&i| d.labels[i]).collect())
     };
     let (train_texts, train_labels) = pick(ds, &train);
     let (eval_texts, eval_labels) = pick(eval_ds, &eval);
-    for (what, labels) in [("training", &train_labels), ("evaluation", &eval_labels)] {
-        let c = Counts::of(labels);
-        if c.positives == 0 || c.positives == c.examples {
-            let only = if c.positives == 0 { "negative" } else { "positive" };
+    let classes = &loaded.classes;
+    let k = classes.len();
+    if k == 2 {
+        for (what, labels) in [("training", &train_labels), ("evaluation", &eval_labels)] {
+            let c = Counts::of(labels, 2);
+            if c.positives == 0 || c.positives == c.examples {
+                let only = if c.positives == 0 { "negative" } else { "positive" };
+                return Err(unusable(format!(
+                    "the {what} split has only one class ({} examples, all {only}); both classes are needed. \
+                     Check the label mapping ({}) or use a larger validation fraction",
+                    c.examples,
+                    cfg.label_map().describe()
+                )));
+            }
+        }
+    } else {
+        // Every class must be learnable; one missing from the evaluation split only leaves its row empty.
+        let c = Counts::of(&train_labels, k);
+        let missing: Vec<&str> = (0..k).filter(|&i| c.per_class[i] == 0).map(|i| classes.name(i as u32)).collect();
+        if !missing.is_empty() {
             return Err(unusable(format!(
-                "the {what} split has only one class ({} examples, all {only}); both classes are needed. \
-                 Check the label mapping (positive: {:?}) or use a larger validation fraction",
-                c.examples, cfg.positive
+                "the training split has no example of {} of the {k} classes ({}); every class needs training examples. \
+                 Check the label values (`classes`), or use a smaller validation fraction",
+                missing.len(),
+                missing.iter().take(10).map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
             )));
+        }
+        let e = Counts::of(&eval_labels, k);
+        if e.per_class.iter().filter(|&&n| n > 0).count() < 2 {
+            return Err(unusable(format!("the evaluation split has fewer than two classes ({} examples); use a larger validation fraction", e.examples)));
         }
     }
     let fingerprint = match &loaded.test {
@@ -230,14 +273,17 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
             name,
             files,
             fingerprint,
-            loaded: Counts::of(&ds.labels),
+            loaded: Counts::of(&ds.labels, k),
             load_report: ds.report.clone(),
             test_load_report: loaded.test.as_ref().map(|t| t.report.clone()),
             duplicates_removed,
-            train: Counts::of(&train_labels),
-            eval: Counts::of(&eval_labels),
-            lengths: Some(LengthProfile::of((&train_texts, &train_labels), (&eval_texts, &eval_labels))),
+            train: Counts::of(&train_labels, k),
+            eval: Counts::of(&eval_labels, k),
+            classes: Some(classes.names.clone()),
+            // The length histograms are drawn per class for two classes only.
+            lengths: (k == 2).then(|| LengthProfile::of((&train_texts, &train_labels), (&eval_texts, &eval_labels))),
         },
+        classes: classes.clone(),
         train_texts,
         train_labels,
         eval_texts,
@@ -253,10 +299,10 @@ mod tests {
 
     #[test]
     fn holdout_is_stratified_disjoint_and_seeded() {
-        let labels: Vec<bool> = (0..100).map(|i| i % 4 == 0).collect();
+        let labels: Vec<u32> = (0..100).map(|i| (i % 4 == 0) as u32).collect();
         let (kept, held) = holdout(&labels, 0.2, 9);
         assert_eq!(held.len(), 20);
-        assert_eq!(held.iter().filter(|&&i| labels[i]).count(), 5, "a quarter positive, as the whole");
+        assert_eq!(held.iter().filter(|&&i| labels[i] == 1).count(), 5, "a quarter positive, as the whole");
         assert_eq!(kept.len() + held.len(), 100);
         assert!(kept.iter().all(|i| !held.contains(i)));
         assert_eq!(holdout(&labels, 0.2, 9), (kept.clone(), held.clone()));
@@ -265,11 +311,13 @@ mod tests {
 
     fn cfg(validation: f64, seed: u64) -> DatasetConfig {
         DatasetConfig {
-            source: DataSource::File { format: FileFormat::Csv, path: "x.csv".into() },
-            text_column: Some("t".into()),
+            source: DataSource::File { format: FileFormat::Csv, path: crate::spec::Names::One("x.csv".into()) },
+            text_column: Some(crate::spec::Names::One("t".into())),
             label_column: Some("l".into()),
             positive: vec!["1".into()],
             negative: vec!["0".into()],
+            classes: None,
+            fine_labels: false,
             encoding: Encoding::Utf8,
             split: SplitConfig { validation: Some(validation), test_file: None, stratified: true, seed },
             balance: None,
@@ -281,18 +329,18 @@ mod tests {
     fn data(n: usize, pos_every: usize) -> Loaded {
         let mut ds = Dataset::default();
         for i in 0..n {
-            ds.push(format!("text {i}"), i % pos_every == 0, i + 2);
+            ds.push(format!("text {i}"), (i % pos_every == 0) as u32, i + 2);
         }
         ds.files.push("x.csv".into());
-        Loaded { main: ds, test: None }
+        Loaded { main: ds, test: None, classes: ClassSet::new(vec!["0".into(), "1".into()]) }
     }
 
     #[test]
     fn stratified_split_keeps_class_ratio_and_is_seeded() {
         let d = data(1000, 10); // 100 positives
         let a = prepare(&cfg(0.2, 1), &d).unwrap();
-        assert_eq!(a.summary.eval, Counts { examples: 200, positives: 20 });
-        assert_eq!(a.summary.train, Counts { examples: 800, positives: 80 });
+        assert_eq!(a.summary.eval, Counts { examples: 200, positives: 20, per_class: vec![] });
+        assert_eq!(a.summary.train, Counts { examples: 800, positives: 80, per_class: vec![] });
         let b = prepare(&cfg(0.2, 1), &d).unwrap();
         assert_eq!(a.eval_index, b.eval_index);
         let c = prepare(&cfg(0.2, 2), &d).unwrap();
@@ -312,13 +360,13 @@ mod tests {
         let p = prepare(&c, &d).unwrap();
         assert_eq!(p.summary.train.examples + p.summary.eval.examples, 500);
         assert_eq!(p.summary.train.positives + p.summary.eval.positives, 250);
-        assert_eq!(p.summary.eval, Counts { examples: 50, positives: 25 });
+        assert_eq!(p.summary.eval, Counts { examples: 50, positives: 25, per_class: vec![] });
     }
 
     #[test]
     fn dedupe_and_cap() {
         let mut d = data(100, 2);
-        d.main.push("text 3".into(), true, 200); // duplicate of an existing text
+        d.main.push("text 3".into(), 1, 200); // duplicate of an existing text
         let mut c = cfg(0.5, 0);
         c.dedupe = true;
         c.max_examples = Some(50);
@@ -326,6 +374,34 @@ mod tests {
         assert_eq!(p.summary.duplicates_removed, 1);
         assert_eq!(p.summary.train.examples + p.summary.eval.examples, 50);
         assert_eq!(p.summary.train.positives + p.summary.eval.positives, 25);
+    }
+
+    #[test]
+    fn many_classes_split_stratified_and_every_class_must_train() {
+        let mut ds = Dataset::default();
+        for i in 0..400 {
+            ds.push(format!("text {i}"), (i % 4) as u32, i + 2);
+        }
+        ds.files.push("x.csv".into());
+        let names = ClassSet::new(vec!["a".into(), "b".into(), "c".into(), "d".into()]);
+        let d = Loaded { main: ds, test: None, classes: names.clone() };
+        let mut c = cfg(0.25, 1);
+        c.classes = Some(crate::data::labels::ClassRule::Inferred);
+        let p = prepare(&c, &d).unwrap();
+        assert_eq!(p.summary.eval.per_class, vec![25, 25, 25, 25]);
+        assert_eq!(p.summary.train.per_class, vec![75, 75, 75, 75]);
+        assert_eq!(p.summary.classes.as_deref(), Some(&names.names[..]));
+        // A class present in the data but absent from training: named in the error.
+        let mut ds = Dataset::default();
+        for i in 0..100 {
+            ds.push(format!("text {i}"), (i % 2) as u32, i + 2);
+        }
+        ds.push("only one".into(), 2, 200);
+        ds.files.push("x.csv".into());
+        let d = Loaded { main: ds, test: None, classes: ClassSet::new(vec!["a".into(), "b".into(), "rare".into()]) };
+        let err = prepare(&cfg(0.5, 3), &d).err().map(|e| e.to_string()).unwrap_or_default();
+        let other = prepare(&cfg(0.5, 4), &d).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("\"rare\"") || other.contains("\"rare\""), "{err} / {other}");
     }
 
     #[test]

@@ -26,6 +26,47 @@ pub struct Columns<'a> {
 const NAMES_SHOWN: usize = 20;
 const NAME_CHARS: usize = 40;
 
+/// The files a generic dataset names: paths relative to the spec's folder, or glob patterns (`data/*.csv`)
+/// matched in sorted order. A pattern that matches nothing is an error, as a missing file is.
+pub fn expand_paths(base: &Path, names: &[String]) -> Result<Vec<std::path::PathBuf>, DataError> {
+    let mut out = Vec::new();
+    for name in names {
+        let full = if Path::new(name).is_absolute() { std::path::PathBuf::from(name) } else { base.join(name) };
+        if name.contains(['*', '?', '[']) {
+            let pattern = full.to_string_lossy().into_owned();
+            let bad = |message: String| DataError::Malformed { path: full.clone(), pos: None, message };
+            let mut matched: Vec<std::path::PathBuf> = glob::glob(&pattern)
+                .map_err(|e| bad(format!("not a valid glob pattern: {e}")))?
+                .filter_map(Result::ok)
+                .filter(|p| p.is_file())
+                .collect();
+            matched.sort();
+            if matched.is_empty() {
+                return Err(DataError::Missing { path: full, hint: "the pattern matches no file (paths are relative to the spec file's folder)".into() });
+            }
+            out.extend(matched);
+        } else if full.exists() {
+            out.push(full);
+        } else {
+            return Err(DataError::Missing { path: full, hint: "the path is relative to the spec file's folder".into() });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads several files of one format as one dataset, in the order given.
+pub fn read_all(paths: &[std::path::PathBuf], format: FileFormat, encoding: Encoding, cols: &Columns<'_>, labels: &LabelMap) -> Result<Dataset, DataError> {
+    let mut all: Option<Dataset> = None;
+    for path in paths {
+        let ds = read(path, format, encoding, cols, labels)?;
+        match &mut all {
+            None => all = Some(ds),
+            Some(a) => a.append(ds),
+        }
+    }
+    Ok(all.unwrap_or_default())
+}
+
 pub fn read(path: &Path, format: FileFormat, encoding: Encoding, cols: &Columns<'_>, labels: &LabelMap) -> Result<Dataset, DataError> {
     let text = read_file(path, encoding)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -184,7 +225,7 @@ fn stray_quote(raw: &str, at_end: bool, delimiter: u8, shape: (usize, usize), la
     let mut looks_like_row = |l: &str| {
         matches!(reader(delimiter, true, l.as_bytes()).read_record(&mut record), Ok(true))
             && record.len() == fields
-            && labels.map(&record[label_idx]).is_some()
+            && labels.plausible(&record[label_idx])
     };
     let between = &inner[..inner.len().saturating_sub(1)];
     let swallowed = between.iter().filter(|l| looks_like_row(l)).count();

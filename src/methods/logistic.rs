@@ -1,11 +1,14 @@
 //! Logistic regression (linfa-logistic) on dense features: the classifier of the LSA baseline and the
-//! head of the frozen-encoder method.
+//! head of the frozen-encoder method. Two classes use linfa's binary model (one weight vector, the
+//! positive class's log-odds); more use the multinomial one ([`super::multinomial`]: softmax over one
+//! weight vector per class).
 
 use linfa::prelude::*;
 use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use ndarray::{Array1, Array2, Axis, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
+use super::ClassProbabilities;
 use crate::error::MethodError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -43,33 +46,34 @@ impl LogisticSettings {
     }
 }
 
-pub struct Logistic {
-    model: FittedLogisticRegression<f64, bool>,
+pub enum Logistic {
+    Binary(FittedLogisticRegression<f64, bool>),
+    /// Classes 0..k in order.
+    Multinomial(super::multinomial::Multinomial),
 }
 
 /// Integer row multiplicities that realise class weights by repetition (linfa-logistic has no sample
-/// weights): the rarer class is repeated round(w_rare / w_common) times, and the regularisation is scaled
-/// so that it keeps its weight relative to the loss, as in scikit-learn where balanced weights sum to n.
-fn class_multiplicity(labels: &[bool], weight: ClassWeight) -> ([usize; 2], f64) {
+/// weights): class c is repeated round(w_c / w_common) times, w_common being the weight of the most
+/// frequent class (scikit-learn's balanced weight n / (k·n_c)), and the regularisation is scaled so that
+/// it keeps its weight relative to the loss, as in scikit-learn where balanced weights sum to n.
+fn class_multiplicity(labels: &[u32], classes: usize, weight: ClassWeight) -> (Vec<usize>, f64) {
     match weight {
-        ClassWeight::None => ([1, 1], 1.0),
+        ClassWeight::None => (vec![1; classes], 1.0),
         ClassWeight::Balanced => {
-            let pos = labels.iter().filter(|&&l| l).count().max(1) as f64;
-            let neg = (labels.len() as f64 - pos).max(1.0);
+            let mut counts = vec![0usize; classes];
+            labels.iter().for_each(|&y| counts[y as usize] += 1);
             let n = labels.len() as f64;
-            let (w_neg, w_pos) = (n / (2.0 * neg), n / (2.0 * pos));
-            if w_pos >= w_neg {
-                ([1, (w_pos / w_neg).round() as usize], 1.0 / w_neg)
-            } else {
-                ([(w_neg / w_pos).round() as usize, 1], 1.0 / w_pos)
-            }
+            let weights: Vec<f64> = counts.iter().map(|&c| n / (classes as f64 * c.max(1) as f64)).collect();
+            let common = weights.iter().copied().fold(f64::INFINITY, f64::min);
+            (weights.iter().map(|w| (w / common).round() as usize).collect(), 1.0 / common)
         }
     }
 }
 
-fn repeat_rows(z: &Array2<f64>, labels: &[bool], mult: [usize; 2]) -> (Array2<f64>, Array1<bool>) {
-    if mult == [1, 1] {
-        return (z.clone(), Array1::from(labels.to_vec()));
+/// The rows of `z` with row i repeated `mult[labels[i]]` times, and their labels.
+fn repeat_rows(z: &Array2<f64>, labels: &[u32], mult: &[usize]) -> (Array2<f64>, Vec<u32>) {
+    if mult.iter().all(|&m| m == 1) {
+        return (z.clone(), labels.to_vec());
     }
     let rows: Vec<usize> = (0..labels.len()).flat_map(|i| std::iter::repeat_n(i, mult[labels[i] as usize])).collect();
     let records = z.select(Axis(0), &rows);
@@ -87,39 +91,66 @@ fn to_column_major(x: Array2<f64>) -> Array2<f64> {
 }
 
 impl Logistic {
-    pub fn fit(z: &Array2<f64>, labels: &[bool], s: &LogisticSettings) -> Result<Logistic, MethodError> {
-        let (mult, alpha_scale) = class_multiplicity(labels, s.class_weight);
-        let (records, targets) = repeat_rows(z, labels, mult);
+    /// Fits `classes`-way logistic regression on the rows of `z` (labels in 0..classes).
+    pub fn fit(z: &Array2<f64>, labels: &[u32], classes: usize, s: &LogisticSettings) -> Result<Logistic, MethodError> {
+        let (mult, alpha_scale) = class_multiplicity(labels, classes, s.class_weight);
+        let (records, targets) = repeat_rows(z, labels, &mult);
         let records = to_column_major(records);
-        let dataset = Dataset::new(records, targets);
         // linfa minimises the summed loss; scaling the tolerance by the row count makes it a tolerance on
         // the mean loss's gradient, the criterion scikit-learn's `tol` sets.
-        let tolerance = s.tolerance * dataset.nsamples() as f64;
-        let model = LogisticRegression::default()
-            .alpha(alpha_scale / s.c)
-            .max_iterations(s.max_iterations)
-            .gradient_tolerance(tolerance)
-            .fit(&dataset)?;
-        Ok(Logistic { model })
+        let tolerance = s.tolerance * records.nrows() as f64;
+        if classes == 2 {
+            let dataset = Dataset::new(records, Array1::from_iter(targets.iter().map(|&y| y == 1)));
+            let model = LogisticRegression::default()
+                .alpha(alpha_scale / s.c)
+                .max_iterations(s.max_iterations)
+                .gradient_tolerance(tolerance)
+                .fit(&dataset)?;
+            Ok(Logistic::Binary(model))
+        } else {
+            let model = super::multinomial::fit(records.view(), &targets, classes, alpha_scale / s.c, s.max_iterations, tolerance);
+            tracing::debug!(iterations = model.iterations, "multinomial logistic regression fitted");
+            Ok(Logistic::Multinomial(model))
+        }
     }
 
-    /// Probability of the positive class (`true`).
-    pub fn predict_proba(&self, z: &Array2<f64>) -> Vec<f64> {
-        // linfa's "positive" class is the more frequent class in training, not `true`: map explicitly.
-        let p = self.model.predict_probabilities(z);
-        let positive_is_true = self.model.labels().pos.class;
-        p.iter().map(|&p| if positive_is_true { p } else { 1.0 - p }).collect()
+    /// Each row's probability of each class.
+    pub fn predict_proba(&self, z: &Array2<f64>) -> ClassProbabilities {
+        match self {
+            Logistic::Binary(model) => {
+                // linfa's "positive" class is the more frequent class in training, not `true`: map explicitly.
+                let p = model.predict_probabilities(z);
+                let positive_is_true = model.labels().pos.class;
+                ClassProbabilities::binary(p.iter().map(|&p| if positive_is_true { p } else { 1.0 - p }).collect())
+            }
+            Logistic::Multinomial(model) => {
+                let p = model.predict_proba(z);
+                ClassProbabilities::new(p.ncols(), p.iter().copied().collect())
+            }
+        }
     }
 
-    /// Weights and intercept of the positive class's log-odds: p(true) = σ(x·w + b).
-    pub fn coefficients(&self) -> (Vec<f64>, f64) {
-        let sign = if self.model.labels().pos.class { 1.0 } else { -1.0 };
-        (self.model.params().iter().map(|w| sign * w).collect(), sign * self.model.intercept())
+    /// One weight row per class score and the intercepts: binary, the positive class's log-odds
+    /// (p(1) = σ(x·w + b)); multinomial, each class's logit (p = softmax(W·x + b)).
+    pub fn coefficients(&self) -> (Vec<Vec<f64>>, Vec<f64>) {
+        match self {
+            Logistic::Binary(model) => {
+                let sign = if model.labels().pos.class { 1.0 } else { -1.0 };
+                (vec![model.params().iter().map(|w| sign * w).collect()], vec![sign * model.intercept()])
+            }
+            Logistic::Multinomial(model) => {
+                let w = &model.weights; // features × classes
+                ((0..w.ncols()).map(|c| w.column(c).to_vec()).collect(), model.intercepts.to_vec())
+            }
+        }
     }
 
-    /// Weights and intercept.
+    /// Weights and intercepts.
     pub fn parameters(&self) -> usize {
-        self.model.params().len() + 1
+        match self {
+            Logistic::Binary(model) => model.params().len() + 1,
+            Logistic::Multinomial(model) => model.parameters(),
+        }
     }
 }
 
@@ -129,23 +160,48 @@ mod tests {
 
     #[test]
     fn balanced_weights_by_repetition() {
-        let labels: Vec<bool> = (0..100).map(|i| i < 20).collect(); // 20 positives, 80 negatives
-        let (mult, scale) = class_multiplicity(&labels, ClassWeight::Balanced);
+        let labels: Vec<u32> = (0..100).map(|i| (i < 20) as u32).collect(); // 20 positives, 80 negatives
+        let (mult, scale) = class_multiplicity(&labels, 2, ClassWeight::Balanced);
         assert_eq!(mult, [1, 4]);
         // w_neg = 100 / 160 = 0.625 → the loss is scaled by 1/0.625 relative to scikit-learn's
         assert!((scale - 1.6).abs() < 1e-12);
-        assert_eq!(class_multiplicity(&labels, ClassWeight::None), ([1, 1], 1.0));
+        assert_eq!(class_multiplicity(&labels, 2, ClassWeight::None), (vec![1, 1], 1.0));
+        // Three classes of 60, 30 and 10: weights 100/180, 100/90, 100/30 → 1, 2 and 6 copies.
+        let labels: Vec<u32> = (0..100).map(|i| if i < 60 { 0 } else if i < 90 { 1 } else { 2 }).collect();
+        assert_eq!(class_multiplicity(&labels, 3, ClassWeight::Balanced).0, [1, 2, 6]);
     }
 
     #[test]
     fn probabilities_are_of_the_true_class_whichever_class_is_larger() {
         // Positives are the minority here and the majority below: the probability must follow `true`.
         for n_pos in [10, 90] {
-            let labels: Vec<bool> = (0..100).map(|i| i < n_pos).collect();
-            let z = Array2::from_shape_fn((100, 1), |(i, _)| if labels[i] { 1.0 } else { -1.0 });
+            let labels: Vec<u32> = (0..100).map(|i| (i < n_pos) as u32).collect();
+            let z = Array2::from_shape_fn((100, 1), |(i, _)| if labels[i] == 1 { 1.0 } else { -1.0 });
             let s = LogisticSettings { c: 1.0, class_weight: ClassWeight::None, max_iterations: 100, tolerance: 1e-6 };
-            let p = Logistic::fit(&z, &labels, &s).unwrap().predict_proba(&z);
+            let p = Logistic::fit(&z, &labels, 2, &s).unwrap().predict_proba(&z).positive();
             assert!(p[0] > 0.5 && p[99] < 0.5, "n_pos {n_pos}: {} {}", p[0], p[99]);
         }
+    }
+
+    #[test]
+    fn multinomial_separates_three_classes_and_rows_sum_to_one() {
+        // Class c sits at angle 2πc/3 on the unit circle.
+        let labels: Vec<u32> = (0..90).map(|i| (i % 3) as u32).collect();
+        let z = Array2::from_shape_fn((90, 2), |(i, j)| {
+            let a = 2.0 * std::f64::consts::PI * labels[i] as f64 / 3.0 + (i as f64 * 0.01);
+            if j == 0 { a.cos() } else { a.sin() }
+        });
+        let s = LogisticSettings { c: 10.0, class_weight: ClassWeight::None, max_iterations: 200, tolerance: 1e-6 };
+        let model = Logistic::fit(&z, &labels, 3, &s).unwrap();
+        let p = model.predict_proba(&z);
+        assert_eq!(p.classes(), 3);
+        for i in 0..90 {
+            let row = p.row(i);
+            assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            assert_eq!(p.predicted(i), labels[i], "row {i}: {row:?}");
+        }
+        let (w, b) = model.coefficients();
+        assert_eq!((w.len(), w[0].len(), b.len()), (3, 2, 3));
+        assert_eq!(model.parameters(), 9);
     }
 }

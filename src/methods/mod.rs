@@ -4,6 +4,7 @@
 
 pub mod logistic;
 pub mod lsa;
+pub mod multinomial;
 pub mod transformer;
 
 use std::fmt;
@@ -17,11 +18,84 @@ use crate::error::MethodError;
 use crate::progress::Progress;
 use transformer::cache::ModelCache;
 
-/// Texts and their labels (true = the positive class).
+/// Texts and their labels (class indices; for two classes, 1 is the positive class).
 #[derive(Debug, Clone, Copy)]
 pub struct Examples<'a> {
     pub texts: &'a [String],
-    pub labels: &'a [bool],
+    pub labels: &'a [u32],
+    pub classes: &'a crate::data::ClassSet,
+}
+
+/// Each example's probability of each class, row-major (`examples × classes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassProbabilities {
+    classes: usize,
+    values: Vec<f64>,
+}
+
+impl ClassProbabilities {
+    pub fn new(classes: usize, values: Vec<f64>) -> ClassProbabilities {
+        assert!(classes >= 2 && values.len() % classes == 0, "{} values for {classes} classes", values.len());
+        ClassProbabilities { classes, values }
+    }
+
+    /// Two classes from the positive class's probabilities: rows `[1 − p, p]`, with `p` kept exactly
+    /// as given, so that the binary metrics read the very numbers the model produced.
+    pub fn binary(positive: Vec<f64>) -> ClassProbabilities {
+        ClassProbabilities { classes: 2, values: positive.iter().flat_map(|&p| [1.0 - p, p]).collect() }
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.values.len() / self.classes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.classes..(i + 1) * self.classes]
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = &[f64]> {
+        self.values.chunks_exact(self.classes)
+    }
+
+    /// Every example's probability of class `c`.
+    pub fn column(&self, c: usize) -> Vec<f64> {
+        self.rows().map(|r| r[c]).collect()
+    }
+
+    /// The positive class's probabilities (class 1 of two).
+    pub fn positive(&self) -> Vec<f64> {
+        self.column(1)
+    }
+
+    /// The most probable class of example `i` (the lowest index among ties).
+    pub fn predicted(&self, i: usize) -> u32 {
+        argmax(self.row(i))
+    }
+
+    /// The first example with a probability that is not a finite number.
+    pub fn first_non_finite(&self) -> Option<usize> {
+        self.values.iter().position(|p| !p.is_finite()).map(|i| i / self.classes)
+    }
+}
+
+/// The index of the largest value, the lowest among ties.
+pub fn argmax(row: &[f64]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// What a method may use while fitting besides its training data.
@@ -40,8 +114,8 @@ pub struct FitContext<'a> {
 
 /// A fitted model.
 pub trait Fitted: Send + Sync {
-    /// Probability of the positive class for each text.
-    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<Vec<f64>, MethodError>;
+    /// Each text's probability of each class.
+    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<ClassProbabilities, MethodError>;
     /// Parameters fitted by gradient-based training (the classifier's weights).
     fn trainable_parameters(&self) -> usize;
     /// Every number the fitted model holds (for LSA: vocabulary IDF, SVD components and classifier).
@@ -60,7 +134,8 @@ pub trait Fitted: Send + Sync {
     fn train_samples_per_s(&self) -> Option<f64> {
         None
     }
-    /// The decision threshold on `predict_proba`: 0.5, unless the method chose one on held-out data.
+    /// Two classes: the decision threshold on the positive class's probability, 0.5 unless the method
+    /// chose one on held-out data.
     fn threshold(&self) -> f64 {
         crate::metrics::THRESHOLD
     }

@@ -41,7 +41,7 @@ pub enum Batching {
 #[derive(Debug, Clone, Serialize)]
 pub struct Batch {
     pub ids: Vec<Vec<u32>>,
-    pub labels: Vec<u8>,
+    pub labels: Vec<u32>,
 }
 
 /// What the PyTorch side needs to run the same workload on the same batches.
@@ -88,7 +88,9 @@ pub struct Measurement {
 /// The examples a workload draws its batches from.
 pub struct Texts<'a> {
     pub texts: &'a [String],
-    pub labels: &'a [bool],
+    pub labels: &'a [u32],
+    /// The number of classes the classifier head scores.
+    pub classes: usize,
 }
 
 fn counts(batches: &[Batch]) -> (usize, usize, usize) {
@@ -123,13 +125,13 @@ fn measurement(workload: String, batching: Batching, timed: &[Batch], padded: bo
     }
 }
 
-fn slice(ids: &[Vec<u32>], labels: &[bool], order: &[usize]) -> Batch {
-    Batch { ids: order.iter().map(|&i| ids[i].clone()).collect(), labels: order.iter().map(|&i| labels[i] as u8).collect() }
+fn slice(ids: &[Vec<u32>], labels: &[u32], order: &[usize]) -> Batch {
+    Batch { ids: order.iter().map(|&i| ids[i].clone()).collect(), labels: order.iter().map(|&i| labels[i]).collect() }
 }
 
 fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<Group, ModelError> {
     let seqs: Vec<&[u32]> = batch.ids.iter().map(Vec::as_slice).collect();
-    Group::new(backbone, &seqs, batch.labels.iter().map(|&l| u32::from(l)).collect(), device)
+    Group::new(backbone, &seqs, batch.labels.clone(), device)
 }
 
 /// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`;
@@ -190,7 +192,7 @@ pub fn training(
     padded: bool,
 ) -> Result<(Measurement, BatchFile), MethodError> {
     let device = Device::Cpu;
-    let mut model = build(kind, p, models_dir, seed, &device)?;
+    let mut model = build(kind, p, data.classes, models_dir, seed, &device)?;
     model.backbone.encoder.packing = !padded;
     let ids = model.backbone.tokenize(data.texts)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();

@@ -466,3 +466,72 @@ pub fn class_balance(train: (usize, usize), eval: (usize, usize), class_names: (
         y_range: (0.0, top.max(1.0)),
     })
 }
+
+/// Beyond this many classes the confusion heat map shows colour only (the page lists the top confusions).
+pub const HEATMAP_COUNTS_UP_TO: usize = 12;
+
+/// A k×k confusion matrix as a heat map: true classes down the side, predicted ones along the bottom
+/// (names turned upright), colour the share of each true class; counts in the cells while they fit.
+pub fn confusion_heatmap(label: &str, cm: &[Vec<u64>], names: &[String]) -> Result<String> {
+    let k = cm.len().max(1);
+    let cell = (560 / k as i32).clamp(22, 70);
+    let name_room = 190i32;
+    let (x0, y0) = (name_room, 40i32);
+    let size = ((x0 + cell * k as i32 + 20) as u32, (y0 + cell * k as i32 + name_room) as u32);
+    svg(size, |root| {
+        root.draw(&Text::new(format!("{} — confusion matrix", shorten(label, 50)), (10, 10), font(15)))?;
+        let show_counts = k <= HEATMAP_COUNTS_UP_TO;
+        for (t, row) in cm.iter().enumerate() {
+            let total = row.iter().sum::<u64>().max(1) as f64;
+            let y = y0 + t as i32 * cell;
+            let name = names.get(t).map_or("?", String::as_str);
+            root.draw(&Text::new(shorten(name, 24), (6, y + cell / 2 - 7), font(12)))?;
+            for (p, &count) in row.iter().enumerate() {
+                let rate = count as f64 / total;
+                let shade = |c: u8| (255.0 - (255.0 - c as f64) * rate) as u8;
+                let x = x0 + p as i32 * cell;
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(shade(0), shade(90), shade(160)).filled()))?;
+                root.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], RGBColor(200, 200, 200).stroke_width(1)))?;
+                if show_counts {
+                    let ink = if rate > 0.55 { WHITE } else { BLACK };
+                    root.draw(&Text::new(count.to_string(), (x + 4, y + cell / 2 - 7), font(12).color(&ink)))?;
+                }
+            }
+        }
+        let bottom = y0 + cell * k as i32 + 6;
+        for (p, name) in names.iter().enumerate() {
+            let style = font(12).transform(FontTransform::Rotate90);
+            root.draw(&Text::new(shorten(name, 24), (x0 + p as i32 * cell + cell / 2 + 6, bottom), style))?;
+        }
+        Ok(())
+    })
+}
+
+/// Bars per class: one group per class, one bar per series (e.g. each method's F1, or the two splits' counts).
+pub fn per_class_bars(title: &str, y_desc: &str, classes: &[String], series: Vec<(String, Vec<f64>)>, top: f64) -> Result<String> {
+    let groups = classes.iter().map(|c| shorten(c, if classes.len() > 8 { 6 } else { 14 })).collect();
+    grouped_bars(&GroupedBars {
+        title,
+        y_desc,
+        groups,
+        series: series.into_iter().map(|(l, v)| (l, v.clone(), vec![None; v.len()])).collect(),
+        y_range: (0.0, top),
+    })
+}
+
+/// One-vs-rest ROC curves of one method, a curve per class (AUROC in the legend).
+pub fn one_vs_rest_roc(label: &str, curves: Vec<(String, f64, Vec<(f64, f64)>)>) -> Result<String> {
+    let title = format!("One-vs-rest ROC curves of {} (AUROC in the legend)", shorten(label, 40));
+    let series = curves.into_iter().enumerate().map(|(i, (name, auc, points))| Series { label: format!("{} ({auc:.3})", shorten(&name, 22)), color: i, points }).collect();
+    lines(&Lines {
+        title: &title,
+        x_desc: "false positive rate",
+        y_desc: "true positive rate",
+        series,
+        x_range: (0.0, 1.0),
+        y_range: (0.0, 1.0),
+        diagonal: true,
+        markers: false,
+        integer_x: false,
+    })
+}

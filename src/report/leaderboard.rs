@@ -16,8 +16,11 @@ pub struct Stat {
     pub interval: Option<(f64, f64)>,
 }
 
+/// A row's six numbers, by the names the page shows: the positive class's metrics for two classes; for
+/// more, the macro averages (precision, recall, F1, one-vs-rest AUROC) and the weighted F1.
 #[derive(Debug, Clone)]
 pub struct Row {
+    pub multiclass: bool,
     pub seeds: usize,
     pub accuracy: Stat,
     pub precision: Stat,
@@ -34,14 +37,17 @@ pub struct Row {
 impl Row {
     /// The metrics shown side by side, with their names.
     pub fn metrics(&self) -> [(&'static str, Stat); 6] {
-        [
-            ("accuracy", self.accuracy),
-            ("precision", self.precision),
-            ("recall", self.recall),
-            ("F1", self.f1),
-            ("AUROC", self.auroc),
-            ("avg precision", self.average_precision),
-        ]
+        let n = metric_names(self.multiclass);
+        [(n[0], self.accuracy), (n[1], self.precision), (n[2], self.recall), (n[3], self.f1), (n[4], self.auroc), (n[5], self.average_precision)]
+    }
+}
+
+/// The names of a row's six metrics.
+pub fn metric_names(multiclass: bool) -> [&'static str; 6] {
+    if multiclass {
+        ["accuracy", "macro precision", "macro recall", "macro F1", "macro AUROC", "weighted F1"]
+    } else {
+        ["accuracy", "precision", "recall", "F1", "AUROC", "avg precision"]
     }
 }
 
@@ -49,12 +55,25 @@ const METRICS: [&str; 6] = ["accuracy", "precision", "recall", "f1", "auroc", "a
 const COSTS: [&str; 4] = ["trainable", "fit_s", "samples_per_s", "peak_mib"];
 
 fn metric_values(r: &RunRecord) -> [f64; 6] {
-    let m = r.metrics.as_ref().expect("variants hold successful runs");
-    [m.accuracy, m.precision, m.recall, m.f1, m.auroc, m.average_precision]
+    match (&r.metrics, &r.multiclass) {
+        (Some(m), _) => [m.accuracy, m.precision, m.recall, m.f1, m.auroc, m.average_precision],
+        (None, Some(m)) => {
+            let a = &m.averages;
+            [m.accuracy, a.macro_precision, a.macro_recall, a.macro_f1, m.macro_auroc.unwrap_or(f64::NAN), a.weighted_f1]
+        }
+        (None, None) => [f64::NAN; 6],
+    }
 }
 
 /// The run's own 95% interval of a metric, where the record has one.
 fn own_interval(r: &RunRecord, metric: &str) -> Option<(f64, f64)> {
+    if let Some(m) = &r.multiclass {
+        return match metric {
+            "accuracy" => Some((m.intervals.accuracy.low, m.intervals.accuracy.high)),
+            "f1" => Some((m.intervals.macro_f1.low, m.intervals.macro_f1.high)),
+            _ => None,
+        };
+    }
     let m = r.metrics.as_ref()?;
     let [[_, fp], [fn_, tp]] = m.confusion_matrix;
     match metric {
@@ -116,6 +135,7 @@ pub fn rows(variants: &[Variant<'_>]) -> PolarsResult<Vec<Row>> {
             stats.push(Stat { mean, std, interval });
         }
         out.push(Row {
+            multiclass: v.first().multiclass.is_some(),
             seeds,
             accuracy: stats[0],
             precision: stats[1],

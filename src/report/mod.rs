@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::data::ClassSet;
 use crate::error::StoreError;
 use crate::store::RunRecord;
 use charts::ChartError;
@@ -103,8 +104,18 @@ impl Comparison {
 
 pub struct Mistake {
     pub text: String,
-    pub truth: bool,
+    pub truth: String,
+    pub predicted: String,
+    /// Two classes: the positive class's probability; more: the predicted class's.
     pub probability: f64,
+}
+
+/// A frequent confusion of the best method: true class, predicted class, count, share of the true class.
+pub struct Confusion {
+    pub truth: String,
+    pub predicted: String,
+    pub count: u64,
+    pub share: f64,
 }
 
 /// Everything shown for one dataset.
@@ -114,8 +125,12 @@ pub struct Section<'a> {
     pub runs: DatasetRuns<'a>,
     pub rows: Vec<Row>,
     pub best: Option<usize>,
-    pub class_names: (String, String),
+    pub classes: ClassSet,
     pub metrics: Option<Chart>,
+    /// More than two classes: F1 per class of the plotted methods.
+    pub per_class: Option<Chart>,
+    /// More than two classes: the best method's most frequent confusions.
+    pub top_confusions: Vec<Confusion>,
     pub confusion: Option<Chart>,
     pub roc: Option<Chart>,
     pub pr: Option<Chart>,
@@ -131,7 +146,7 @@ pub struct Section<'a> {
 
 impl Section<'_> {
     pub fn charts(&self) -> impl Iterator<Item = &Chart> {
-        [&self.metrics, &self.confusion, &self.roc, &self.pr, &self.loss, &self.epochs, &self.cost_time, &self.cost_params, &self.balance, &self.lengths]
+        [&self.metrics, &self.per_class, &self.confusion, &self.roc, &self.pr, &self.loss, &self.epochs, &self.cost_time, &self.cost_params, &self.balance, &self.lengths]
             .into_iter()
             .flatten()
     }
@@ -173,50 +188,83 @@ fn chart(stem: &str, caption: &str, svg: Result<String, ChartError>) -> Result<O
     Ok(Some(Chart { stem: stem.to_string(), caption: caption.to_string(), svg: svg? }))
 }
 
-fn class_names(r: &RunRecord) -> (String, String) {
-    let d = &r.config.dataset;
-    (d.negative.first().cloned().unwrap_or_else(|| "negative".into()), d.positive.first().cloned().unwrap_or_else(|| "positive".into()))
-}
-
 /// Pairs of the plotted variants evaluated on the same split, tested on their lowest-seed runs.
 fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
     // Which examples each variant got right, computed once per variant rather than once per pair.
-    let right: Vec<Vec<bool>> = plotted
-        .iter()
-        .map(|v| {
-            let r = v.first();
-            let t = r.threshold();
-            r.predictions.iter().map(|p| crate::metrics::predicts_positive(p.probability, t) == p.label).collect()
-        })
-        .collect();
+    let right: Vec<Vec<(usize, bool)>> = plotted.iter().map(|v| v.first().correctness()).collect();
     let mut out = Vec::new();
     for (i, a) in plotted.iter().enumerate() {
         for (j, b) in plotted.iter().enumerate().skip(i + 1) {
-            let (ra, rb) = (a.first(), b.first());
-            let same_examples = a.split_key == b.split_key
-                && ra.predictions.len() == rb.predictions.len()
-                && ra.predictions.iter().zip(&rb.predictions).all(|(x, y)| x.index == y.index && x.label == y.label);
-            if same_examples && !ra.predictions.is_empty() {
-                out.push(Comparison { first: a.label.clone(), second: b.label.clone(), examples: ra.predictions.len(), test: stats::mcnemar(&right[i], &right[j]) });
+            let same_examples = a.split_key == b.split_key && right[i].len() == right[j].len() && right[i].iter().zip(&right[j]).all(|(x, y)| x.0 == y.0);
+            if same_examples && !right[i].is_empty() {
+                let only = |r: &[(usize, bool)]| r.iter().map(|x| x.1).collect::<Vec<bool>>();
+                out.push(Comparison { first: a.label.clone(), second: b.label.clone(), examples: right[i].len(), test: stats::mcnemar(&only(&right[i]), &only(&right[j])) });
             }
         }
     }
     out
 }
 
-/// The most confident mistakes of a run: wrong at its threshold, furthest from it first.
-fn mistakes(r: &RunRecord) -> Vec<Mistake> {
+/// A mistake's text as shown: its start, with an ellipsis when cut.
+fn excerpt(text: Option<&str>) -> String {
+    let text = text.unwrap_or_default();
+    let short: String = text.chars().take(MISTAKE_CHARS).collect();
+    if short.len() < text.len() {
+        format!("{short}…")
+    } else {
+        short
+    }
+}
+
+/// The most confident mistakes of a run: two classes, wrong at its threshold, furthest from it first;
+/// more, the highest probability given to a wrong class first.
+fn mistakes(r: &RunRecord, classes: &ClassSet) -> Vec<Mistake> {
+    let name = |c: u32| classes.name(c).to_string();
+    if !r.class_predictions.is_empty() {
+        let mut wrong: Vec<&crate::store::ClassPrediction> = r.class_predictions.iter().filter(|p| p.text.is_some()).collect();
+        let top = |p: &crate::store::ClassPrediction| p.probabilities[p.predicted() as usize];
+        wrong.sort_by(|a, b| top(b).total_cmp(&top(a)));
+        return wrong
+            .into_iter()
+            .take(MISTAKES_SHOWN)
+            .map(|p| Mistake { text: excerpt(p.text.as_deref()), truth: name(p.label), predicted: name(p.predicted()), probability: top(p) })
+            .collect();
+    }
     let mut wrong: Vec<&crate::store::Prediction> = r.predictions.iter().filter(|p| p.text.is_some()).collect();
     let t = r.threshold();
     wrong.sort_by(|a, b| (b.probability - t).abs().total_cmp(&(a.probability - t).abs()));
     wrong
         .into_iter()
         .take(MISTAKES_SHOWN)
-        .map(|p| {
-            let text = p.text.as_deref().unwrap_or_default();
-            let short: String = text.chars().take(MISTAKE_CHARS).collect();
-            let text = if short.len() < text.len() { format!("{short}…") } else { short };
-            Mistake { text, truth: p.label, probability: p.probability }
+        .map(|p| Mistake { text: excerpt(p.text.as_deref()), truth: name(p.label as u32), predicted: name(!p.label as u32), probability: p.probability })
+        .collect()
+}
+
+/// The off-diagonal cells of a confusion matrix, most frequent first.
+fn top_confusions(cm: &[Vec<u64>], classes: &ClassSet, n: usize) -> Vec<Confusion> {
+    let mut cells: Vec<Confusion> = Vec::new();
+    for (t, row) in cm.iter().enumerate() {
+        let total = row.iter().sum::<u64>().max(1) as f64;
+        for (p, &count) in row.iter().enumerate() {
+            if p != t && count > 0 {
+                cells.push(Confusion { truth: classes.name(t as u32).into(), predicted: classes.name(p as u32).into(), count, share: count as f64 / total });
+            }
+        }
+    }
+    cells.sort_by(|a, b| b.count.cmp(&a.count).then(b.share.total_cmp(&a.share)));
+    cells.truncate(n);
+    cells
+}
+
+/// One-vs-rest ROC curves of a multi-class run, from its stored class probabilities.
+fn one_vs_rest(r: &RunRecord, classes: &ClassSet) -> Vec<(String, f64, Vec<(f64, f64)>)> {
+    (0..classes.len())
+        .filter_map(|c| {
+            let is_c: Vec<bool> = r.class_predictions.iter().map(|p| p.label as usize == c).collect();
+            let score: Vec<f64> = r.class_predictions.iter().map(|p| p.probabilities[c]).collect();
+            let auc = crate::metrics::binary::auroc(&is_c, &score)?;
+            let points = crate::metrics::binary::roc(&is_c, &score).iter().map(|p| (p.fpr, p.tpr)).collect();
+            Some((classes.name(c as u32).to_string(), auc, points))
         })
         .collect()
 }
@@ -254,17 +302,21 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
     order.sort_unstable();
     let plotted: Vec<&Variant<'_>> = order.iter().map(|&i| &runs.variants[i]).collect();
     let reference = runs.variants.first().map(|v| v.first()).or(runs.failed.first().copied());
-    let names = reference.map(class_names).unwrap_or(("negative".into(), "positive".into()));
-    let cn = (names.0.as_str(), names.1.as_str());
+    let classes = reference.map(RunRecord::classes).unwrap_or_else(ClassSet::legacy_binary);
+    let multiclass = !classes.is_binary();
+    let cn = (classes.name(0), classes.name(1));
     let name = |c: &str| format!("{slug}-{c}");
+    let metric = leaderboard::metric_names(multiclass)[3];
 
     let mut s = Section {
         title,
         slug: slug.clone(),
         rows: Vec::new(),
         best,
-        class_names: names.clone(),
+        classes: classes.clone(),
         metrics: None,
+        per_class: None,
+        top_confusions: Vec::new(),
         confusion: None,
         roc: None,
         pr: None,
@@ -275,10 +327,33 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
         balance: None,
         lengths: None,
         comparisons: comparisons(&plotted),
-        mistakes: best.map(|b| mistakes(runs.variants[b].first())).unwrap_or_default(),
+        mistakes: best.map(|b| mistakes(runs.variants[b].first(), &classes)).unwrap_or_default(),
         runs: DatasetRuns { name: String::new(), fingerprint: String::new(), variants: Vec::new(), failed: Vec::new() },
     };
-    if !rows.is_empty() {
+    if !rows.is_empty() && multiclass {
+        s.metrics = chart(&name("metrics"), "Main metrics per method (macro averages over the classes), with 95% intervals.", charts::metric_bars(&labels, &rows))?;
+        let f1: Vec<(String, Vec<f64>)> = plotted
+            .iter()
+            .filter_map(|v| Some((v.label.clone(), v.first().multiclass.as_ref()?.per_class.iter().map(|c| c.f1).collect())))
+            .collect();
+        s.per_class = chart(&name("per-class"), "F1 per class.", charts::per_class_bars("F1 per class", "F1", &classes.names, f1, 1.0))?;
+        if let Some(b) = best {
+            let (label, r) = (&runs.variants[b].label, runs.variants[b].first());
+            if let Some(m) = &r.multiclass {
+                let caption = if classes.len() > charts::HEATMAP_COUNTS_UP_TO {
+                    "Confusion matrix of the best method: the share of each true class (colour); the most frequent confusions are listed below."
+                } else {
+                    "Confusion matrix of the best method: counts, and the share of each true class (colour)."
+                };
+                s.confusion = chart(&name("confusion"), caption, charts::confusion_heatmap(label, &m.confusion_matrix, &classes.names))?;
+                s.top_confusions = top_confusions(&m.confusion_matrix, &classes, 10);
+            }
+            let curves = one_vs_rest(r, &classes);
+            if !curves.is_empty() {
+                s.roc = chart(&name("roc"), "One-vs-rest ROC curves of the best method.", charts::one_vs_rest_roc(label, curves))?;
+            }
+        }
+    } else if !rows.is_empty() {
         s.metrics = chart(&name("metrics"), "Main metrics per method, with 95% intervals.", charts::metric_bars(&labels, &rows))?;
         let cms: Vec<charts::Confusion> = plotted
             .iter()
@@ -290,22 +365,33 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
         s.confusion = chart(&name("confusion"), "Confusion matrices: counts, and the share of each true class (colour).", charts::confusion_grid(&cms, cn))?;
         s.roc = chart(&name("roc"), "ROC curves.", charts::curves(&plotted, charts::Curve::Roc))?;
         s.pr = chart(&name("pr"), "Precision–recall curves.", charts::curves(&plotted, charts::Curve::PrecisionRecall))?;
+    }
+    if !rows.is_empty() {
         let (loss, epochs) = histories(&plotted);
         if !loss.is_empty() {
             s.loss = chart(&name("loss"), "Training loss of the trained methods.", charts::training_loss(loss))?;
         }
         if !epochs.is_empty() {
-            s.epochs = chart(&name("epochs"), "F1 on the evaluation split after each epoch (reported, not used to choose).", charts::per_epoch("F1", epochs))?;
+            s.epochs = chart(&name("epochs"), &format!("{metric} on the evaluation split after each epoch (reported, not used to choose)."), charts::per_epoch(metric, epochs))?;
         }
         let time: Vec<(String, f64, f64)> = labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.fit_s, r.f1.mean)).collect();
-        s.cost_time = chart(&name("cost-time"), "F1 against training time (log scale).", charts::cost_scatter("F1 against training time", "training time, seconds (log)", &time))?;
+        let title = format!("{metric} against training time");
+        s.cost_time = chart(&name("cost-time"), &format!("{title} (log scale)."), charts::cost_scatter(&title, "training time, seconds (log)", &time))?;
         let params: Vec<(String, f64, f64)> = labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.trainable_parameters.unwrap_or(f64::NAN), r.f1.mean)).collect();
-        s.cost_params = chart(&name("cost-params"), "F1 against trainable parameters (log scale).", charts::cost_scatter("F1 against trainable parameters", "trainable parameters (log)", &params))?;
+        let title = format!("{metric} against trainable parameters");
+        s.cost_params = chart(&name("cost-params"), &format!("{title} (log scale)."), charts::cost_scatter(&title, "trainable parameters (log)", &params))?;
     }
     if let Some(r) = reference {
         let d = &r.data;
-        let split = |c: crate::data::split::Counts| (c.examples - c.positives, c.positives);
-        s.balance = chart(&name("balance"), "Class balance of the split.", charts::class_balance(split(d.train), split(d.eval), cn))?;
+        if multiclass {
+            let counts = |c: &crate::data::split::Counts| c.per_class.iter().map(|&n| n as f64).collect::<Vec<f64>>();
+            let top = d.train.per_class.iter().chain(&d.eval.per_class).copied().max().unwrap_or(1) as f64 * 1.1;
+            let series = vec![("training split".to_string(), counts(&d.train)), ("evaluation split".to_string(), counts(&d.eval))];
+            s.balance = chart(&name("balance"), "Examples per class in the split.", charts::per_class_bars("Examples per class", "examples", &classes.names, series, top))?;
+        } else {
+            let split = |c: &crate::data::split::Counts| (c.examples - c.positives, c.positives);
+            s.balance = chart(&name("balance"), "Class balance of the split.", charts::class_balance(split(&d.train), split(&d.eval), cn))?;
+        }
         if let Some(p) = &d.lengths {
             s.lengths = chart(&name("lengths"), "Text length by class.", charts::length_histogram(p, cn))?;
         }

@@ -62,17 +62,18 @@ fn stat(s: &Stat) -> Markup {
 }
 
 fn leaderboard(s: &Section<'_>) -> Markup {
+    let names = super::leaderboard::metric_names(!s.classes.is_binary());
     html! {
         table {
             thead { tr {
                 th.l { "method" } th.l { "kind" } th { "seeds" }
-                th { "accuracy" } th { "precision" } th { "recall" } th { "F1" } th { "AUROC" } th { "avg precision" }
+                @for n in names { th { (n) } }
                 th { "trainable params" } th { "train time" } th { "samples/s" } th { "peak memory" }
             } }
             tbody {
                 @for (i, (v, r)) in s.runs.variants.iter().zip(&s.rows).enumerate() {
                     tr.best[s.best == Some(i)] {
-                        td.l { (v.label) @if s.best == Some(i) { " " span.tag { "best F1" } } }
+                        td.l { (v.label) @if s.best == Some(i) { " " span.tag { "best " (names[3]) } } }
                         td.l { (v.kind) }
                         td { (r.seeds) }
                         td { (stat(&r.accuracy)) } td { (stat(&r.precision)) } td { (stat(&r.recall)) }
@@ -119,20 +120,37 @@ fn data(s: &Section<'_>) -> Markup {
     html! {
         @if let Some(r) = reference {
             @let d = &r.data;
-            table {
-                thead { tr { th.l { "split" } th { "examples" } th { (s.class_names.0) } th { (s.class_names.1) } th { "share " (s.class_names.1) } } }
-                tbody {
-                    @for (name, c) in [("training", d.train), ("evaluation", d.eval)] {
-                        tr {
-                            td.l { (name) } td { (c.examples) } td { (c.examples - c.positives) } td { (c.positives) }
-                            td { (format!("{:.1}%", 100.0 * c.positives as f64 / c.examples.max(1) as f64)) }
+            @if s.classes.is_binary() {
+                @let (neg, pos) = (s.classes.name(0), s.classes.name(1));
+                table {
+                    thead { tr { th.l { "split" } th { "examples" } th { (neg) } th { (pos) } th { "share " (pos) } } }
+                    tbody {
+                        @for (name, c) in [("training", &d.train), ("evaluation", &d.eval)] {
+                            tr {
+                                td.l { (name) } td { (c.examples) } td { (c.examples - c.positives) } td { (c.positives) }
+                                td { (format!("{:.1}%", 100.0 * c.positives as f64 / c.examples.max(1) as f64)) }
+                            }
                         }
+                    }
+                }
+            } @else {
+                table {
+                    thead { tr { th.l { "class" } th { "training" } th { "evaluation" } th { "share of evaluation" } } }
+                    tbody {
+                        @for (i, name) in s.classes.names.iter().enumerate() {
+                            @let (tr_n, ev_n) = (d.train.per_class.get(i).copied().unwrap_or(0), d.eval.per_class.get(i).copied().unwrap_or(0));
+                            tr {
+                                td.l { (name) } td { (tr_n) } td { (ev_n) }
+                                td { (format!("{:.1}%", 100.0 * ev_n as f64 / d.eval.examples.max(1) as f64)) }
+                            }
+                        }
+                        tr { td.l { strong { "all" } } td { (d.train.examples) } td { (d.eval.examples) } td { "" } }
                     }
                 }
             }
             p.note { "Files: " @for f in &d.files { code { (f) } " " } "— fingerprint " code { (d.fingerprint) } }
             div.grid { (figure(&s.balance)) (figure(&s.lengths)) }
-            @if s.lengths.is_none() { p.note { "These records predate text-length profiles; re-run to see the histogram." } }
+            @if s.lengths.is_none() && s.classes.is_binary() { p.note { "These records predate text-length profiles; re-run to see the histogram." } }
         }
     }
 }
@@ -144,14 +162,65 @@ fn mistakes(s: &Section<'_>) -> Markup {
             p.note { "No mistakes with text in the best method's record (none made, or the record predates stored excerpts)." }
         } @else {
             p { "The evaluation texts " strong { (best) } " got most confidently wrong:" }
+            @let binary = s.classes.is_binary();
             table {
-                thead { tr { th.l { "true class" } th { "P(" (s.class_names.1) ")" } th.l { "text (escaped, truncated)" } } }
+                thead { tr {
+                    th.l { "true class" }
+                    @if binary { th { "P(" (s.classes.name(1)) ")" } } @else { th.l { "predicted" } th { "P(predicted)" } }
+                    th.l { "text (escaped, truncated)" }
+                } }
                 tbody {
                     @for m in &s.mistakes {
                         tr {
-                            td.l { (if m.truth { &s.class_names.1 } else { &s.class_names.0 }) }
+                            td.l { (m.truth) }
+                            @if !binary { td.l { (m.predicted) } }
                             td { (format!("{:.4}", m.probability)) }
                             td.mistake { (m.text) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The best method's per-class table and most frequent confusions (more than two classes).
+fn per_class(s: &Section<'_>) -> Markup {
+    let best = s.best.map(|b| &s.runs.variants[b]);
+    let metrics = best.and_then(|v| v.first().multiclass.as_ref());
+    let opt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.4}"));
+    html! {
+        @if let (Some(v), Some(m)) = (best, metrics) {
+            p { "Per class, for " strong { (v.label) } " (lowest seed):" }
+            table {
+                thead { tr { th.l { "class" } th { "precision" } th { "recall" } th { "F1" } th { "support" } th { "AUROC (one-vs-rest)" } } }
+                tbody {
+                    @for (name, c) in s.classes.names.iter().zip(&m.per_class) {
+                        tr {
+                            td.l { (name) } td { (format!("{:.4}", c.precision)) } td { (format!("{:.4}", c.recall)) }
+                            td { (format!("{:.4}", c.f1)) } td { (c.support) } td { (opt(c.auroc)) }
+                        }
+                    }
+                    tr {
+                        td.l { strong { "macro average" } } td { (format!("{:.4}", m.averages.macro_precision)) } td { (format!("{:.4}", m.averages.macro_recall)) }
+                        td { (format!("{:.4}", m.averages.macro_f1)) } td { (m.examples) } td { (opt(m.macro_auroc)) }
+                    }
+                    tr {
+                        td.l { strong { "weighted average" } } td { (format!("{:.4}", m.averages.weighted_precision)) } td { (format!("{:.4}", m.averages.weighted_recall)) }
+                        td { (format!("{:.4}", m.averages.weighted_f1)) } td { (m.examples) } td { "" }
+                    }
+                }
+            }
+            p.note {
+                "Log loss " (format!("{:.4}", m.log_loss)) @if let Some(t) = m.top2_accuracy { "; top-2 accuracy " (format!("{t:.4}")) } "."
+            }
+            @if !s.top_confusions.is_empty() {
+                p { "Most frequent confusions:" }
+                table {
+                    thead { tr { th.l { "true class" } th.l { "predicted as" } th { "examples" } th { "share of the true class" } } }
+                    tbody {
+                        @for c in &s.top_confusions {
+                            tr { td.l { (c.truth) } td.l { (c.predicted) } td { (c.count) } td { (format!("{:.1}%", 100.0 * c.share)) } }
                         }
                     }
                 }
@@ -173,9 +242,17 @@ fn section(s: &Section<'_>) -> Markup {
                 h3 { "Main metrics" }
                 (figure(&s.metrics))
                 h3 { "Confusion matrices" }
-                (figure(&s.confusion))
-                h3 { "ROC and precision–recall" }
-                div.grid { (figure(&s.roc)) (figure(&s.pr)) }
+                @if s.classes.is_binary() {
+                    (figure(&s.confusion))
+                    h3 { "ROC and precision–recall" }
+                    div.grid { (figure(&s.roc)) (figure(&s.pr)) }
+                } @else {
+                    h3 { "Per class" }
+                    (figure(&s.per_class))
+                    (per_class(s))
+                    (figure(&s.confusion))
+                    (figure(&s.roc))
+                }
                 @if s.loss.is_some() || s.epochs.is_some() {
                     h3 { "Training" }
                     div.grid { (figure(&s.loss)) (figure(&s.epochs)) }

@@ -72,7 +72,7 @@ pub fn group<'a>(records: &[&'a RunRecord]) -> Vec<DatasetRuns<'a>> {
     let mut datasets: BTreeMap<(String, String), DatasetRecords<'a>> = BTreeMap::new();
     for &r in records {
         let entry = datasets.entry((r.data.name.clone(), r.data.fingerprint.clone())).or_default();
-        if r.status == RunStatus::Failed || r.metrics.is_none() {
+        if r.status == RunStatus::Failed || r.scores().is_none() {
             entry.1.push(r);
             continue;
         }

@@ -16,11 +16,15 @@ use sha2::{Digest, Sha256};
 use crate::data::split::DataSummary;
 use crate::environment::Environment;
 use crate::error::StoreError;
-use crate::metrics::{Curves, Metrics};
+use crate::data::ClassSet;
+use crate::metrics::multiclass::MulticlassMetrics;
+use crate::metrics::{Curves, Metrics, Scores};
 use crate::spec::RunConfig;
 
-/// Bumped when the record layout changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The record layout's version. 2 added class sets: `data.classes`, and for more than two classes
+/// `multiclass` and `class_predictions` in place of `metrics`, `curves` and `predictions`. Records of
+/// version 1 (binary, no class names) load as they are.
+pub const SCHEMA_VERSION: u32 = 2;
 /// The code version that goes into run ids: a new release re-runs what it may compute differently.
 pub const CODE_VERSION: &str = concat!("textbench ", env!("CARGO_PKG_VERSION"));
 
@@ -50,6 +54,32 @@ pub struct Prediction {
     /// without reading the data files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+}
+
+/// One evaluation example of a run with more than two classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassPrediction {
+    /// Index of the example in the file it came from (after malformed rows were skipped).
+    pub index: usize,
+    /// The true class.
+    pub label: u32,
+    /// The probability of each class, in class order.
+    pub probabilities: Vec<f64>,
+    /// The start of the text, for misclassified examples only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl ClassPrediction {
+    pub fn new(index: usize, label: u32, probabilities: &[f64], text: &str) -> ClassPrediction {
+        let wrong = crate::methods::argmax(probabilities) != label;
+        let text = wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect());
+        ClassPrediction { index, label, probabilities: probabilities.to_vec(), text }
+    }
+
+    pub fn predicted(&self) -> u32 {
+        crate::methods::argmax(&self.probabilities)
+    }
 }
 
 /// Characters of a misclassified example's text kept in its record.
@@ -87,8 +117,12 @@ pub struct RunRecord {
     pub sweep_point: BTreeMap<String, serde_json::Value>,
     pub config: RunConfig,
     pub data: DataSummary,
+    /// Two classes: the positive class's metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Metrics>,
+    /// More than two classes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiclass: Option<MulticlassMetrics>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub curves: Option<Curves>,
     pub timings: Timings,
@@ -119,7 +153,11 @@ pub struct RunRecord {
     pub environment: Environment,
     pub started_at: String,
     pub finished_at: String,
+    /// Two classes: every evaluation example's positive-class probability.
     pub predictions: Vec<Prediction>,
+    /// More than two classes: every evaluation example's class probabilities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_predictions: Vec<ClassPrediction>,
 }
 
 impl RunRecord {
@@ -160,6 +198,15 @@ impl RunRecord {
         if self.predictions.iter().any(|p| !(0.0..=1.0).contains(&p.probability)) {
             return Err("a stored prediction's probability is outside [0, 1]".into());
         }
+        let k = self.classes().len();
+        if let Some(m) = &self.multiclass {
+            if m.confusion_matrix.len() != k || m.per_class.len() != k || m.confusion_matrix.iter().any(|r| r.len() != k) {
+                return Err(format!("its metrics are not for its {k} classes"));
+            }
+        }
+        if self.class_predictions.iter().any(|p| p.label as usize >= k || p.probabilities.len() != k || p.probabilities.iter().any(|q| !(0.0..=1.0).contains(q))) {
+            return Err(format!("a stored prediction is not {k} probabilities in [0, 1] with a class among the {k}"));
+        }
         if let Some(m) = &self.metrics {
             if !(0.0..=1.0).contains(&m.threshold) {
                 return Err("its decision threshold is outside [0, 1]".into());
@@ -198,6 +245,33 @@ impl RunRecord {
     /// The decision threshold the run's metrics and stored predictions use (0.5 for a failed run).
     pub fn threshold(&self) -> f64 {
         self.metrics.as_ref().map_or(crate::metrics::THRESHOLD, |m| m.threshold)
+    }
+
+    /// The run's evaluation, binary or multi-class; `None` for a failed run.
+    pub fn scores(&self) -> Option<Scores<'_>> {
+        match (&self.metrics, &self.multiclass) {
+            (Some(m), _) => Some(Scores::Binary(m)),
+            (None, Some(m)) => Some(Scores::Multiclass(m)),
+            (None, None) => None,
+        }
+    }
+
+    /// The run's classes; records from before class sets are binary, named by their label values.
+    pub fn classes(&self) -> ClassSet {
+        match &self.data.classes {
+            Some(names) => ClassSet::new(names.clone()),
+            None => self.config.dataset.label_map().classes().unwrap_or_else(ClassSet::legacy_binary),
+        }
+    }
+
+    /// Each evaluation example's index and whether the run classified it right, in stored order.
+    pub fn correctness(&self) -> Vec<(usize, bool)> {
+        let t = self.threshold();
+        if self.class_predictions.is_empty() {
+            self.predictions.iter().map(|p| (p.index, crate::metrics::predicts_positive(p.probability, t) == p.label)).collect()
+        } else {
+            self.class_predictions.iter().map(|p| (p.index, p.predicted() == p.label)).collect()
+        }
     }
 }
 

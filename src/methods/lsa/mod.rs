@@ -7,7 +7,7 @@ mod tfidf;
 use serde::{Deserialize, Serialize};
 
 use super::logistic::{ClassWeight, Logistic, LogisticSettings};
-use super::{Examples, FitContext, Fitted};
+use super::{ClassProbabilities, Examples, FitContext, Fitted};
 use crate::error::MethodError;
 use crate::progress::Progress;
 use tfidf::{Tfidf, TfidfOptions};
@@ -150,14 +150,14 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
     let started = std::time::Instant::now();
 
     let spinner = ctx.progress.spinner("logistic regression");
-        let classifier = Logistic::fit(&z, train.labels, &p.logistic())?;
+    let classifier = Logistic::fit(&z, train.labels, train.classes.len(), &p.logistic())?;
     spinner.finish_and_clear();
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "logistic regression fitted");
     Ok(FittedLsa { tfidf, svd, classifier, explained_variance })
 }
 
 impl Fitted for FittedLsa {
-    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<Vec<f64>, MethodError> {
+    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<ClassProbabilities, MethodError> {
         let bar = progress.bar(texts.len() as u64, "predicting", "docs");
         let x = self.tfidf.transform(texts, &|| bar.inc(1));
         bar.finish_and_clear();

@@ -1,9 +1,11 @@
 //! Saving trained models next to their run records, in formats other tools read:
 //! - `lora`: `adapter_model.safetensors` + `adapter_config.json` in peft's layout and weight names, so
-//!   Python's peft loads the adapter onto the same base model (AutoModelForSequenceClassification);
+//!   Python's peft loads the adapter onto the same base model (AutoModelForSequenceClassification), and
+//!   the base's `config.json` with the classes (`num_labels`, `id2label`, `label2id`) to build it with;
 //! - `finetune`: a Hugging Face model folder (BertForSequenceClassification: config.json,
 //!   model.safetensors, tokenizer.json);
-//! - `frozen`: the head as `head.safetensors` (weight [1, hidden], bias [1]).
+//! - `frozen`: the head as `head.safetensors`: two classes, weight [1, hidden] and bias [1] (the positive
+//!   class's log-odds); k classes, weight [k, hidden] and bias [k] (the logits of a softmax).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +15,7 @@ use candle_core::{Device, Tensor};
 use super::classifier::Classifier;
 use super::encoder::Pooling;
 use super::params::{LoraSettings, LoraTarget};
+use crate::data::ClassSet;
 use crate::error::ModelError;
 
 /// peft's prefix for a sequence-classification model built on BERT.
@@ -46,7 +49,7 @@ fn peft_target_regex(targets: &[LoraTarget]) -> String {
     format!(r".*\.({})", parts.join("|"))
 }
 
-pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, dir: &Path) -> Result<(), ModelError> {
+pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
     let tensors = model
         .trainable
         .iter()
@@ -79,41 +82,52 @@ pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, dir: &
         "revision": null,
     });
     let path = dir.join("adapter_config.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))?;
+    write_config(model, classes, dir)
 }
 
-/// A Hugging Face BertForSequenceClassification folder.
-pub fn save_finetuned(model: &Classifier, dir: &Path) -> Result<(), ModelError> {
-    let mut tensors: Vec<(String, Tensor)> = model.backbone.encoder.named_tensors().into_iter().map(|(k, t)| (format!("bert.{k}"), t)).collect();
-    tensors.push(("bert.pooler.dense.weight".into(), model.pooler.weight.clone()));
-    tensors.push(("bert.pooler.dense.bias".into(), model.pooler.bias.clone()));
-    tensors.push(("classifier.weight".into(), model.head.weight.clone()));
-    tensors.push(("classifier.bias".into(), model.head.bias.clone()));
-    save_tensors(tensors, &dir.join("model.safetensors"))?;
+/// The backbone's config.json as a BertForSequenceClassification over the run's classes.
+fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
     let src = model.backbone.dir.join("config.json");
     let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&src).map_err(io(&src))?)
         .map_err(|e| ModelError::Invalid { path: src.clone(), message: e.to_string() })?;
     config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
-    config["id2label"] = serde_json::json!({"0": "negative", "1": "positive"});
-    config["label2id"] = serde_json::json!({"negative": 0, "positive": 1});
+    let id2label: serde_json::Map<String, serde_json::Value> = classes.names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect();
+    let label2id: serde_json::Map<String, serde_json::Value> = classes.names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect();
+    config["num_labels"] = serde_json::json!(classes.len());
+    config["id2label"] = serde_json::Value::Object(id2label);
+    config["label2id"] = serde_json::Value::Object(label2id);
     if model.pooling == Pooling::Mean {
         // Transformers keeps unknown keys as attributes; this one warns a reader that the head was trained on
         // mean-pooled states, which BertForSequenceClassification does not compute.
         config["textbench_pooling"] = serde_json::json!("mean");
     }
     let path = dir.join("config.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))
+}
+
+/// A Hugging Face BertForSequenceClassification folder.
+pub fn save_finetuned(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
+    let mut tensors: Vec<(String, Tensor)> = model.backbone.encoder.named_tensors().into_iter().map(|(k, t)| (format!("bert.{k}"), t)).collect();
+    tensors.push(("bert.pooler.dense.weight".into(), model.pooler.weight.clone()));
+    tensors.push(("bert.pooler.dense.bias".into(), model.pooler.bias.clone()));
+    tensors.push(("classifier.weight".into(), model.head.weight.clone()));
+    tensors.push(("classifier.bias".into(), model.head.bias.clone()));
+    save_tensors(tensors, &dir.join("model.safetensors"))?;
+    write_config(model, classes, dir)?;
     let tok = model.backbone.dir.join("tokenizer.json");
     std::fs::copy(&tok, dir.join("tokenizer.json")).map_err(io(&tok))?;
     Ok(())
 }
 
-/// The frozen method's logistic-regression head.
-pub fn save_head(weights: &[f64], intercept: f64, dir: &Path) -> Result<(), ModelError> {
-    let w: Vec<f32> = weights.iter().map(|&x| x as f32).collect();
+/// The frozen method's logistic-regression head: one weight row and intercept per score.
+pub fn save_head(weights: &[Vec<f64>], intercepts: &[f64], dir: &Path) -> Result<(), ModelError> {
+    let dim = weights.first().map_or(0, Vec::len);
+    let w: Vec<f32> = weights.iter().flatten().map(|&x| x as f32).collect();
+    let b: Vec<f32> = intercepts.iter().map(|&x| x as f32).collect();
     let tensors = vec![
-        ("weight".to_string(), Tensor::from_vec(w, (1, weights.len()), &Device::Cpu)?),
-        ("bias".to_string(), Tensor::from_vec(vec![intercept as f32], 1, &Device::Cpu)?),
+        ("weight".to_string(), Tensor::from_vec(w, (weights.len(), dim), &Device::Cpu)?),
+        ("bias".to_string(), Tensor::from_vec(b, intercepts.len(), &Device::Cpu)?),
     ];
     save_tensors(tensors, &dir.join("head.safetensors"))
 }

@@ -1,6 +1,6 @@
 //! A sequence classifier on the encoder, laid out as Hugging Face's BertForSequenceClassification
 //! (so a saved model or adapter loads there): the [CLS] state through the pooler (dense + tanh), dropout,
-//! and a two-way linear classifier; the probability of the positive class is softmax(logits)[1].
+//! and a k-way linear classifier (k = 2 for binary data); class probabilities are softmax(logits).
 //! With `pooling: mean` the head reads the mean of the real tokens' states instead, and the pooler is
 //! neither used nor trained (the saved weights keep the same names; only the pooling differs).
 
@@ -14,6 +14,15 @@ use rand_distr::{Distribution, Normal};
 use super::backbone::Backbone;
 use super::encoder::{pool, Linear, LoraAdapter, Mode, Pooling, Weights};
 use super::params::{LoraSettings, LoraTarget};
+use crate::methods::ClassProbabilities;
+
+/// The number of classes a saved model folder's config names (`id2label`), 2 when it names none.
+fn saved_classes(dir: &std::path::Path) -> std::result::Result<usize, crate::error::ModelError> {
+    let path = dir.join("config.json");
+    let bytes = std::fs::read(&path).map_err(|source| crate::error::ModelError::Io { path: path.clone(), source })?;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| crate::error::ModelError::Invalid { path: path.clone(), message: e.to_string() })?;
+    Ok(config.get("id2label").and_then(|m| m.as_object()).map_or(2, |m| m.len().max(2)))
+}
 
 pub struct Classifier {
     pub backbone: Backbone,
@@ -32,7 +41,7 @@ impl Classifier {
     /// Builds the classifier on a loaded backbone. The checkpoint's pooler is used when it has one
     /// (trainable exactly when the backbone is); the head is new: N(0, 0.02) weights and zero bias, as
     /// Hugging Face initialises it.
-    pub fn new(backbone: Backbone, mut weights: Weights, pooling: Pooling, seed: u64, device: &Device) -> Result<Classifier> {
+    pub fn new(backbone: Backbone, mut weights: Weights, pooling: Pooling, classes: usize, seed: u64, device: &Device) -> Result<Classifier> {
         let h = backbone.encoder.config.hidden_size;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(7);
@@ -51,7 +60,7 @@ impl Classifier {
         } else {
             fresh(h, "pooler.dense", &mut new_vars)?
         };
-        let head = fresh(2, "classifier", &mut new_vars)?;
+        let head = fresh(classes, "classifier", &mut new_vars)?;
         let mut trainable = std::mem::take(&mut weights.vars);
         trainable.extend(new_vars);
         if pooling == Pooling::Mean {
@@ -66,7 +75,7 @@ impl Classifier {
         let (backbone, mut weights) = Backbone::load(dir, max_length, false, device)?;
         let h = backbone.encoder.config.hidden_size;
         let pooler = Linear::load(&mut weights, "pooler.dense", h, h)?;
-        let head = Linear::load(&mut weights, "classifier", h, 2)?;
+        let head = Linear::load(&mut weights, "classifier", h, saved_classes(dir)?)?;
         Ok(Classifier { backbone, pooler, head, pooling, trainable: Vec::new() })
     }
 
@@ -119,7 +128,12 @@ impl Classifier {
         Ok(())
     }
 
-    /// Logits [batch, 2].
+    /// The number of classes the head scores.
+    pub fn classes(&self) -> usize {
+        self.head.weight.dims().first().copied().unwrap_or(2)
+    }
+
+    /// Logits [batch, classes].
     pub fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let hidden = self.backbone.encoder.forward(ids, mask, mode)?;
         let pooled = match self.pooling {
@@ -130,13 +144,16 @@ impl Classifier {
         self.head.forward(&pooled, mode)
     }
 
-    /// Probability of the positive class for tokenized texts, in length-sorted batches.
-    pub fn predict_ids(&self, ids: &[Vec<u32>], batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> std::result::Result<Vec<f64>, crate::error::ModelError> {
-        super::embed::by_length(&self.backbone, ids, batch_size, device, on_batch, |tok, mask| {
+    /// Class probabilities for tokenized texts, in length-sorted batches. For two classes the positive
+    /// class's softmax output is kept as computed and the negative's is 1 − p.
+    pub fn predict_ids(&self, ids: &[Vec<u32>], batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> std::result::Result<ClassProbabilities, crate::error::ModelError> {
+        let k = self.classes();
+        let rows = super::embed::by_length(&self.backbone, ids, batch_size, device, on_batch, |tok, mask| {
             let logits = self.forward(tok, mask, &mut Mode::eval())?;
             let probs: Vec<Vec<f32>> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_device(&Device::Cpu)?.to_vec2()?;
-            Ok(probs.into_iter().map(|p| p[1] as f64).collect())
-        })
+            Ok(probs.into_iter().map(|p| p.into_iter().map(f64::from).collect::<Vec<f64>>()).collect())
+        })?;
+        Ok(if k == 2 { ClassProbabilities::binary(rows.iter().map(|r| r[1]).collect()) } else { ClassProbabilities::new(k, rows.concat()) })
     }
 
     /// Every number the classifier holds: encoder, pooler, classifier and LoRA adapters.

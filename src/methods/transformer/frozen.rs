@@ -13,7 +13,7 @@ use super::embed::embed_ids;
 use super::encoder::Pooling;
 use crate::error::MethodError;
 use crate::methods::logistic::{ClassWeight, Logistic, LogisticSettings};
-use crate::methods::{Examples, FitContext, Fitted};
+use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,13 +106,13 @@ pub fn fit(p: &FrozenParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Resul
     let backbone = ctx.models.backbone(&p.backbone, ctx.models_dir, p.max_length, &p.device.resolve()?)?;
     let (z, train_cached, embed_rate) = embeddings(p, &backbone, ctx.models, train.texts, ctx.progress)?;
     let spinner = ctx.progress.spinner("logistic regression head");
-        let head = Logistic::fit(&z, train.labels, &p.logistic())?;
+    let head = Logistic::fit(&z, train.labels, train.classes.len(), &p.logistic())?;
     spinner.finish_and_clear();
     Ok(FittedFrozen { params: p.clone(), backbone, head, cache: ctx.models.clone(), embed_rate, train_cached })
 }
 
 impl Fitted for FittedFrozen {
-    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<Vec<f64>, MethodError> {
+    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<ClassProbabilities, MethodError> {
         let (z, _, _) = embeddings(&self.params, &self.backbone, &self.cache, texts, progress)?;
         Ok(self.head.predict_proba(&z))
     }
@@ -123,7 +123,7 @@ impl Fitted for FittedFrozen {
 
     fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
         let (w, b) = self.head.coefficients();
-        super::artifact::save_head(&w, b, dir)?;
+        super::artifact::save_head(&w, &b, dir)?;
         Ok(true)
     }
 

@@ -17,7 +17,7 @@ use super::optim::{Optim, Settings};
 use super::params::{Bucketing, SelectBy, TrainParams};
 use crate::data::split;
 use crate::error::{MethodError, ModelError};
-use crate::methods::{Examples, FitContext, Fitted};
+use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted};
 use crate::metrics;
 use crate::progress::Progress;
 
@@ -83,9 +83,17 @@ pub struct History {
 }
 
 impl EvalLog {
-    fn of(labels: &[bool], probs: &[f64], threshold: f64, seed: u64) -> EvalLog {
-        let (m, _) = metrics::evaluate(labels, probs, threshold, seed);
-        EvalLog { accuracy: m.accuracy, f1: m.f1, auroc: m.auroc, log_loss: m.log_loss }
+    /// Two classes: the binary metrics at `threshold`; more: accuracy, macro-F1 and macro AUROC.
+    fn of(labels: &[u32], probs: &ClassProbabilities, threshold: f64, seed: u64) -> EvalLog {
+        if probs.classes() == 2 {
+            let positive: Vec<bool> = labels.iter().map(|&y| y == 1).collect();
+            let (m, _) = metrics::evaluate(&positive, &probs.positive(), threshold, seed);
+            EvalLog { accuracy: m.accuracy, f1: m.f1, auroc: m.auroc, log_loss: m.log_loss }
+        } else {
+            let rows: Vec<&[f64]> = probs.rows().collect();
+            let m = metrics::multiclass::evaluate(labels, &rows, probs.classes(), seed);
+            EvalLog { accuracy: m.accuracy, f1: m.averages.macro_f1, auroc: m.macro_auroc.unwrap_or(f64::NAN), log_loss: m.log_loss }
+        }
     }
 
     /// The score an epoch is chosen by: higher is better.
@@ -101,6 +109,7 @@ impl EvalLog {
 
 pub struct FittedClassifier {
     kind: String,
+    classes: crate::data::ClassSet,
     params: TrainParams,
     model: Classifier,
     history: History,
@@ -266,10 +275,10 @@ impl Trainer {
 
 /// Builds the classifier for a method kind: all weights trainable (`finetune`), or the checkpoint frozen
 /// and LoRA adapters added (`lora`); the head is trainable in both.
-pub fn build(kind: &str, p: &TrainParams, models_dir: &std::path::Path, seed: u64, device: &Device) -> Result<Classifier, MethodError> {
+pub fn build(kind: &str, p: &TrainParams, classes: usize, models_dir: &std::path::Path, seed: u64, device: &Device) -> Result<Classifier, MethodError> {
     let dir = locate(&p.backbone, models_dir)?;
     let (backbone, weights) = Backbone::load(&dir, p.max_length, kind == "finetune", device)?;
-    let mut model = Classifier::new(backbone, weights, p.pooling, seed, device).map_err(ModelError::from)?;
+    let mut model = Classifier::new(backbone, weights, p.pooling, classes, seed, device).map_err(ModelError::from)?;
     if let Some(lora) = &p.lora {
         model.add_lora(lora, seed, device).map_err(ModelError::from)?;
     }
@@ -278,7 +287,11 @@ pub fn build(kind: &str, p: &TrainParams, models_dir: &std::path::Path, seed: u6
 
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
     let device = p.device.resolve()?;
-    let model = build(kind, p, ctx.models_dir, ctx.seed, &device)?;
+    let k = train.classes.len();
+    if k != 2 && p.early_stopping.as_ref().is_some_and(|es| es.tune_threshold) {
+        return Err(MethodError::Unfit(format!("early_stopping.tune_threshold chooses a threshold on the positive class's probability; these data have {k} classes")));
+    }
+    let model = build(kind, p, k, ctx.models_dir, ctx.seed, &device)?;
     let all_ids = model.backbone.tokenize(train.texts)?;
     // With early stopping, part of the training split is held out to judge each epoch.
     let (fit_idx, holdout_idx) = match &p.early_stopping {
@@ -286,14 +299,18 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         None => ((0..train.labels.len()).collect(), Vec::new()),
     };
     let ids: Vec<Vec<u32>> = fit_idx.iter().map(|&i| all_ids[i].clone()).collect();
-    let labels: Vec<bool> = fit_idx.iter().map(|&i| train.labels[i]).collect();
+    let labels: Vec<u32> = fit_idx.iter().map(|&i| train.labels[i]).collect();
     let holdout_ids: Vec<Vec<u32>> = holdout_idx.iter().map(|&i| all_ids[i].clone()).collect();
-    let holdout_labels: Vec<bool> = holdout_idx.iter().map(|&i| train.labels[i]).collect();
+    let holdout_labels: Vec<u32> = holdout_idx.iter().map(|&i| train.labels[i]).collect();
     drop(all_ids);
-    let positives = holdout_labels.iter().filter(|&&l| l).count();
-    if p.early_stopping.is_some() && (positives == 0 || positives == holdout_labels.len()) {
+    let held_classes = {
+        let mut seen = vec![false; k];
+        holdout_labels.iter().for_each(|&y| seen[y as usize] = true);
+        seen.iter().filter(|&&s| s).count()
+    };
+    if p.early_stopping.is_some() && held_classes < 2 {
         return Err(MethodError::Unfit(format!(
-            "early_stopping.holdout leaves {} held-out examples with {positives} positive: both classes are needed to judge an epoch; raise the fraction",
+            "early_stopping.holdout leaves {} held-out examples of {held_classes} class: at least two classes are needed to judge an epoch; raise the fraction",
             holdout_labels.len()
         )));
     }
@@ -307,7 +324,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     batch_rng.set_stream(1);
     let mut history = History { holdout_examples: p.early_stopping.as_ref().map(|_| holdout_ids.len()), ..Default::default() };
     // The best epoch so far: its number, score, weights and held-out probabilities.
-    let mut best: Option<(usize, f64, Vec<Tensor>, Vec<f64>)> = None;
+    let mut best: Option<(usize, f64, Vec<Tensor>, ClassProbabilities)> = None;
     let mut epochs_since_best = 0usize;
     let mut epochs_run = 0usize;
     let (mut real_tokens, mut padded_tokens, mut step) = (0usize, 0usize, 0usize);
@@ -319,7 +336,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         let batches = make_batches(&lengths, p.batch_size, p.bucketing, &mut batch_rng);
         for batch in &batches {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
-            let targets: Vec<u32> = batch.iter().map(|&i| labels[i] as u32).collect();
+            let targets: Vec<u32> = batch.iter().map(|&i| labels[i]).collect();
             let groups = batch_groups(&trainer.model.backbone, &seqs, &targets, p.bucketing == Bucketing::Split, &device)?;
             real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
             padded_tokens += groups.iter().map(|g| g.tok.elem_count()).sum::<usize>();
@@ -327,7 +344,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             if !loss.is_finite() {
                 return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
             }
-            tracing::trace!(step, loss, grad_norm, positives = batch.iter().filter(|&&i| labels[i]).count(), width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), groups = groups.len(), "step");
+            tracing::trace!(step, loss, grad_norm, positives = batch.iter().filter(|&&i| labels[i] == 1).count(), width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), groups = groups.len(), "step");
             step += 1;
             epoch_loss += loss;
             window_loss += loss;
@@ -379,7 +396,8 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         }
         history.best_epoch = Some(epoch);
         if let Some(goal) = p.early_stopping.as_ref().filter(|es| es.tune_threshold).and_then(|es| es.threshold_goal()) {
-            let (threshold, _) = metrics::best_threshold(&holdout_labels, &probs, goal);
+            let positive: Vec<bool> = holdout_labels.iter().map(|&y| y == 1).collect();
+            let (threshold, _) = metrics::best_threshold(&positive, &probs.positive(), goal);
             tracing::info!(threshold, "decision threshold chosen on the held-out data");
             history.threshold = Some(threshold);
             history.holdout_at_threshold = Some(EvalLog::of(&holdout_labels, &probs, threshold, ctx.seed));
@@ -387,10 +405,10 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     }
     history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
     history.train_samples_per_s = (epochs_run * ids.len()) as f64 / train_seconds;
-    Ok(FittedClassifier { kind: kind.to_string(), params: p.clone(), model: trainer.model, history, device })
+    Ok(FittedClassifier { kind: kind.to_string(), classes: train.classes.clone(), params: p.clone(), model: trainer.model, history, device })
 }
 
-fn predict(model: &Classifier, texts: &[String], progress: &Progress, device: &Device) -> Result<Vec<f64>, MethodError> {
+fn predict(model: &Classifier, texts: &[String], progress: &Progress, device: &Device) -> Result<ClassProbabilities, MethodError> {
     let ids = model.backbone.tokenize(texts)?;
     let bar = progress.bar(texts.len() as u64, "predicting", "texts");
     let probs = model.predict_ids(&ids, PREDICT_BATCH, device, &|n| bar.inc(n as u64))?;
@@ -405,7 +423,7 @@ impl FittedClassifier {
 }
 
 impl Fitted for FittedClassifier {
-    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<Vec<f64>, MethodError> {
+    fn predict_proba(&self, texts: &[String], progress: &Progress) -> Result<ClassProbabilities, MethodError> {
         predict(&self.model, texts, progress, &self.device)
     }
 
@@ -427,8 +445,8 @@ impl Fitted for FittedClassifier {
 
     fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
         match &self.params.lora {
-            Some(lora) if self.kind == "lora" => super::artifact::save_lora(&self.model, lora, &self.params.backbone, dir)?,
-            _ => super::artifact::save_finetuned(&self.model, dir)?,
+            Some(lora) if self.kind == "lora" => super::artifact::save_lora(&self.model, lora, &self.params.backbone, &self.classes, dir)?,
+            _ => super::artifact::save_finetuned(&self.model, &self.classes, dir)?,
         }
         Ok(true)
     }

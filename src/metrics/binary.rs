@@ -6,10 +6,10 @@
 //! another on held-out data), ties in scores count half in AUROC, average precision is the step-wise
 //! sum Σ (Rₙ − Rₙ₋₁)·Pₙ over distinct thresholds, precision with no positive prediction is 0.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use super::{percentile, resample_counts, Interval};
 
 /// The default decision threshold on the positive-class probability.
 pub const THRESHOLD: f64 = 0.5;
@@ -20,53 +20,10 @@ pub fn predicts_positive(probability: f64, threshold: f64) -> bool {
     probability > threshold
 }
 
-/// Bootstrap resamples for the confidence intervals.
-pub const BOOTSTRAP_RESAMPLES: usize = 1000;
+pub use super::BOOTSTRAP_RESAMPLES;
 const LOG_LOSS_EPS: f64 = 1e-15;
 /// Curves keep at most this many points (enough to draw them faithfully).
 const MAX_CURVE_POINTS: usize = 500;
-
-/// Metrics that can carry a floor in a spec (higher is better for each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FloorMetric {
-    Accuracy,
-    Precision,
-    Recall,
-    F1,
-    Auroc,
-    AveragePrecision,
-}
-
-impl FloorMetric {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Accuracy => "accuracy",
-            Self::Precision => "precision",
-            Self::Recall => "recall",
-            Self::F1 => "f1",
-            Self::Auroc => "auroc",
-            Self::AveragePrecision => "average_precision",
-        }
-    }
-
-    pub fn value(self, m: &Metrics) -> f64 {
-        match self {
-            Self::Accuracy => m.accuracy,
-            Self::Precision => m.precision,
-            Self::Recall => m.recall,
-            Self::F1 => m.f1,
-            Self::Auroc => m.auroc,
-            Self::AveragePrecision => m.average_precision,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub low: f64,
-    pub high: f64,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Intervals {
@@ -359,12 +316,7 @@ fn bootstrap(labels: &[bool], probs: &[f64], order: &[usize], threshold: f64, se
     let samples: Vec<(f64, f64, Option<f64>)> = (0..BOOTSTRAP_RESAMPLES)
         .into_par_iter()
         .map(|r| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(r as u64 + 1);
-            let mut counts = vec![0u32; n];
-            for _ in 0..n {
-                counts[rng.gen_range(0..n)] += 1;
-            }
+            let counts = resample_counts(n, seed, r);
             let (acc, _, _, f1) = rates(&confusion_matrix(labels, probs, threshold, &counts));
             (acc, f1, weighted_auroc(labels, probs, order, &counts))
         })
@@ -382,19 +334,21 @@ fn bootstrap(labels: &[bool], probs: &[f64], order: &[usize], threshold: f64, se
     }
 }
 
-/// Linear-interpolation percentile of sorted values (NumPy's default).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q / 100.0 * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+/// One-vs-rest helpers for the multi-class metrics: AUROC of `labels` (the class) against `probs`.
+pub fn auroc(labels: &[bool], probs: &[f64]) -> Option<f64> {
+    weighted_auroc(labels, probs, &descending_order(probs), &vec![1u32; labels.len()])
+}
+
+/// The ROC curve of `labels` (the class) against `probs`.
+pub fn roc(labels: &[bool], probs: &[f64]) -> Vec<RocPoint> {
+    roc_curve(labels, probs, &descending_order(probs))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-12, "{a} != {b}");
@@ -527,11 +481,4 @@ mod tests {
         assert_eq!(best_threshold(&labels, &[0.2, 0.3, 0.4, 0.8, 0.9], ThresholdGoal::F1), (THRESHOLD, 1.0));
     }
 
-    #[test]
-    fn percentile_interpolates() {
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
-        close(percentile(&v, 50.0), 3.0);
-        close(percentile(&v, 2.5), 1.1);
-        close(percentile(&v, 97.5), 4.9);
-    }
 }
