@@ -5,12 +5,14 @@ files `bench datasets split SPEC --out DIR` writes, evaluated on every example o
                                     [--max-length 128] [--seed 42] [--lora-dropout 0.1]
 
 The recipe is textbench's `finetune` / `lora` defaults, so a difference in accuracy is the engine's, not
-the data's or the recipe's: AutoModelForSequenceClassification ([CLS] -> pooler -> fresh 2-way head),
+the data's or the recipe's: AutoModelForSequenceClassification ([CLS] -> pooler -> fresh k-way head, k the
+number of classes in the training file),
 AdamW with weight decay 0.01 on weights only, 6% linear warm-up then linear decay, gradient clipping at
 1.0, shuffled batches padded to their longest text (DataCollatorWithPadding's practice); LoRA r=8,
 alpha 16, dropout 0.1 (--lora-dropout) on query, key, value and every dense layer of the encoder (peft).
-Prints one JSON line: accuracy, F1 of the positive class, AUROC, the training samples/s, and the mean
-training loss of each epoch and of every 50 steps (as a run record's history.steps).
+Prints one JSON line: accuracy, F1 of the positive class and AUROC (two classes) or macro-F1 (more), the
+training samples/s, and the mean training loss of each epoch and of every 50 steps (as a run record's
+history.steps).
 """
 import argparse
 import json
@@ -57,6 +59,19 @@ def metrics(labels, probs):
     return {"accuracy": correct / len(labels), "f1": f1, "auroc": auroc(labels, probs)}
 
 
+def multiclass_metrics(labels, rows):
+    """Accuracy and macro-F1 (over every class of the training set) of the most probable class."""
+    k = len(rows[0])
+    pred = [max(range(k), key=lambda c: r[c]) for r in rows]
+    f1s = []
+    for c in range(k):
+        tp = sum(1 for p, l in zip(pred, labels) if p == c and l == c)
+        fp = sum(1 for p, l in zip(pred, labels) if p == c and l != c)
+        fn = sum(1 for p, l in zip(pred, labels) if p != c and l == c)
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"accuracy": sum(1 for p, l in zip(pred, labels) if p == l) / len(labels), "macro_f1": sum(f1s) / k}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("split_dir")
@@ -75,13 +90,14 @@ def main():
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     tok = AutoTokenizer.from_pretrained(args.model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=2)
+    train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
+    eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
+    classes = max(train_labels) + 1
+    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=classes)
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=args.lora_dropout, target_modules=lora_pattern()))
-    train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
-    eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
     encode = lambda texts: tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
     train_ids, eval_ids = encode(train_texts), encode(eval_texts)
 
@@ -123,8 +139,8 @@ def main():
     with torch.inference_mode():
         for start in range(0, len(eval_ids), 64):
             input_ids, mask = batch(eval_ids[start : start + 64])
-            probs += torch.softmax(model(input_ids=input_ids, attention_mask=mask).logits, -1)[:, 1].tolist()
-    result = metrics(eval_labels, probs)
+            probs += torch.softmax(model(input_ids=input_ids, attention_mask=mask).logits, -1).tolist()
+    result = metrics(eval_labels, [p[1] for p in probs]) if classes == 2 else multiclass_metrics(eval_labels, probs)
     result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
                   eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s,
                   seed=args.seed, train_loss=epoch_losses, loss_every_50=window_losses, **({"lora_dropout": args.lora_dropout} if args.lora else {}))

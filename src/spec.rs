@@ -409,9 +409,12 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
         DataSource::Named { name: DatasetName::SmsKaggle, .. } => (Some("v2"), Some("v1"), &["spam"], &["ham"]),
         DataSource::Named { name: DatasetName::Enron, .. } => (None, None, &["spam"], &["ham"]),
         DataSource::Named { name: DatasetName::Jigsaw, .. } => (Some("comment_text"), Some("toxic"), &["1"], &["0"]),
-        // Multi-class: the classes are the label values found.
-        DataSource::Named { name: DatasetName::Newsgroups20 | DatasetName::Trec, .. } | DataSource::File { .. } => (None, None, &[], &[]),
+        DataSource::Named { name: DatasetName::Newsgroups20 | DatasetName::Trec, .. } => (None, None, &[], &[]),
+        // Binary only when `positive`/`negative` are given (then as before: 1 and 0 by default).
+        DataSource::File { .. } => (None, None, &["1"], &["0"]),
     };
+    // Without `positive`/`negative`, these infer their classes from the label values found.
+    let infers = matches!(source, DataSource::File { .. } | DataSource::Named { name: DatasetName::Newsgroups20 | DatasetName::Trec, .. });
     let text_column = d.text_column.or(text_default.map(|s| Names::One(s.to_string())));
     let label_column = d.label_column.or(label_default.map(String::from));
     let binary_given = d.positive.is_some() || d.negative.is_some();
@@ -420,7 +423,7 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
             return err(&["dataset", "classes"], "give either `classes` or `positive`/`negative`, not both".into());
         }
         Some(v) => Some(class_rule(&v).map_err(|m| (vec!["dataset", "classes"], m))?),
-        None if !binary_given && pos_default.is_empty() => Some(ClassRule::Inferred),
+        None if !binary_given && infers => Some(ClassRule::Inferred),
         None => None,
     };
     let (positive, negative) = if classes.is_some() {
@@ -795,6 +798,72 @@ mod tests {
         assert_eq!(method(&lora("accuracy"))["early_stopping"]["tune_threshold"], serde_json::json!(true));
         let off = lora("f1").replace("tune_threshold: true", "patience: 2");
         assert!(method(&off)["early_stopping"].get("tune_threshold").is_none(), "left out when off, so run ids stay");
+    }
+
+    #[test]
+    fn classes_are_a_mapping_a_list_or_inferred() {
+        let generic = |extra: &str| format!("dataset:\n  format: csv\n  path: d.csv\n  text_column: text\n  label_column: y\n{extra}method:\n  kind: lsa\n");
+        let dataset = |src: &str| Spec::parse(Path::new("s.yaml"), src).map(|s| s.runs[0].config.dataset.clone());
+        // Nothing said: the classes are the label values found.
+        let d = dataset(&generic("")).unwrap();
+        assert_eq!(d.classes, Some(ClassRule::Inferred));
+        assert!(d.positive.is_empty());
+        // A mapping: several values to one class, names in first-seen order; integer keys read as text.
+        let d = dataset(&generic("  classes:\n    1: world\n    2: sports\n    3: world\n")).unwrap();
+        let Some(ClassRule::Mapped(values)) = &d.classes else { panic!("{:?}", d.classes) };
+        assert_eq!(values.len(), 3);
+        assert_eq!(ClassRule::mapped_names(values), vec!["world", "sports"]);
+        assert_eq!(d.label_map().map("3"), Some(0));
+        // A list: each value its own class, in the order given.
+        let d = dataset(&generic("  classes: [neg, pos]\n")).unwrap();
+        assert_eq!(d.label_map().classes().unwrap().names, vec!["neg", "pos"]);
+        // positive/negative keep their binary meaning and defaults, and the config has no `classes` (run
+        // ids stay).
+        let d = dataset(&generic("  positive: spam\n")).unwrap();
+        assert_eq!((d.classes.as_ref(), &d.negative[..]), (None, &["0".to_string()][..]));
+        assert!(!serde_json::to_string(&d).unwrap().contains("classes"));
+        // Named binary datasets stay binary; the multi-class ones infer, with their own test split.
+        let named = |n: &str| dataset(&format!("dataset:\n  name: {n}\nmethod:\n  kind: lsa\n")).unwrap();
+        assert_eq!(named("sms").classes, None);
+        assert_eq!(named("trec").classes, Some(ClassRule::Inferred));
+        assert_eq!(named("trec").split.test_file.as_deref(), Some("TREC_10.label"));
+        assert_eq!(named("20newsgroups").split.validation, None);
+        assert_eq!(named("20newsgroups").encoding, Encoding::Latin1);
+    }
+
+    #[test]
+    fn bad_class_sections_are_located() {
+        let generic = |extra: &str| format!("dataset:\n  format: csv\n  path: d.csv\n  text_column: text\n  label_column: y\n{extra}method:\n  kind: lsa\n");
+        let err = |src: &str| Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
+        let cases = [
+            ("  classes: [a, b]\n  positive: a\n", "6:3", "not both"),
+            ("  classes: [only]\n", "6:3", "at least two"),
+            ("  classes:\n    a: x\n    A: y\n", "6:3", "mapped to two classes"),
+            ("  classes: {a: x, b: [y]}\n", "6:3", "label values and class names"),
+            ("  classes: 7\n", "6:3", "a mapping"),
+            ("  fine_labels: true\n", "6:3", "only to the trec dataset"),
+        ];
+        for (extra, at, says) in cases {
+            let e = err(&generic(extra));
+            assert!(e.starts_with(&format!("s.yaml:{at}")) && e.contains(says), "{extra:?}: {e}");
+        }
+        let e = err("dataset:\n  name: sms\n  path: [a, b]\nmethod:\n  kind: lsa\n");
+        assert!(e.contains("a named dataset reads one `path`"), "{e}");
+    }
+
+    #[test]
+    fn several_text_columns_and_files_stay_plain_strings_when_one() {
+        let src = "dataset:\n  format: csv\n  path: [a.csv, 'more/*.csv']\n  text_column: [title, body]\n  label_column: y\nmethod:\n  kind: lsa\n";
+        let d = Spec::parse(Path::new("s.yaml"), src).unwrap().runs[0].config.dataset.clone();
+        assert_eq!(d.text_column.as_ref().unwrap().names(), vec!["title", "body"]);
+        assert!(matches!(&d.source, DataSource::File { path: Names::Many(p), .. } if p.len() == 2));
+        assert_eq!(d.display_name(), "a+1");
+        let one = Spec::parse(Path::new("s.yaml"), BASE).unwrap().runs[0].config.dataset.clone();
+        let json = serde_json::to_value(&one).unwrap();
+        assert!(json.get("text_column").unwrap().is_null());
+        let csv = "dataset:\n  format: csv\n  path: a.csv\n  text_column: text\n  label_column: y\n  positive: 1\nmethod:\n  kind: lsa\n";
+        let json = serde_json::to_value(&Spec::parse(Path::new("s.yaml"), csv).unwrap().runs[0].config.dataset).unwrap();
+        assert_eq!((json["path"].as_str(), json["text_column"].as_str()), (Some("a.csv"), Some("text")), "one name serialises as before");
     }
 
     #[test]

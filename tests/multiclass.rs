@@ -124,3 +124,41 @@ fn lora_on_four_classes_and_predict() {
     assert!(sb.runs_dir().join(&id).join("adapter_model.safetensors").is_file());
     check_predict(&sb, &r);
 }
+
+/// Several files read as one (a list and a glob), two text columns joined, labels merged by a `classes`
+/// mapping, and a test file whose unknown class is counted and named, not silently dropped.
+#[test]
+fn several_files_joined_columns_mapped_classes_and_an_unknown_test_class() {
+    let sb = Sandbox::new();
+    let topics = std::fs::read_to_string(topics_csv()).unwrap();
+    let rows: Vec<&str> = topics.lines().skip(1).collect();
+    // Three files with a title and a body column: the text split in two at its first space.
+    for (part, chunk) in rows.chunks(110).enumerate() {
+        let mut csv = String::from("title,body,topic\n");
+        for row in chunk {
+            let (text, topic) = row.rsplit_once(',').unwrap();
+            let text = text.trim_matches('"');
+            let (title, body) = text.split_once(' ').unwrap_or((text, ""));
+            csv.push_str(&format!("\"{title}\",\"{body}\",{topic}\n"));
+        }
+        sb.write(&format!("parts/p{part}.csv"), csv);
+    }
+    sb.write("test.csv", "title,body,topic\nWho won,the rugby final on Sunday?,sport\nHow long,should I bake the pie?,food\nWhat is,the capital of Peru?,geography\n");
+    let spec = "dataset:\n  format: csv\n  path: ['parts/p0.csv', 'parts/p[12].csv']\n  text_column: [title, body]\n  label_column: topic\n  \
+                classes:\n    sport: leisure\n    travel: leisure\n    food: food\n    science: science\n  split:\n    test_file: test.csv\n\
+                method:\n  kind: lsa\n  components: 20\n  C: 10\n";
+    let path = sb.write("s.yaml", spec);
+    let out = sb.bench().args(["run"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("1 row skipped (1 unknown label)"), "announced: {printed}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&sb.records()[0]).unwrap()).unwrap();
+    assert_eq!(r["data"]["classes"], serde_json::json!(["leisure", "food", "science"]));
+    assert_eq!(r["data"]["files"].as_array().unwrap().len(), 4, "three parts and the test file");
+    assert_eq!(r["data"]["train"]["per_class"], serde_json::json!([160, 80, 80]));
+    assert_eq!(r["data"]["eval"]["examples"], 2);
+    let skipped = &r["data"]["test_load_report"]["malformed_examples"][0];
+    assert!(skipped["reason"].as_str().unwrap().contains("\"geography\""), "{skipped}");
+    assert_eq!(skipped["line"], 4);
+    assert_eq!(r["multiclass"]["accuracy"], 1.0, "the two known questions are easy");
+}

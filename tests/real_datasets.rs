@@ -24,10 +24,13 @@ fn survey_finds_every_set_with_its_counts() {
         .arg(shared_datasets())
         .assert()
         .success()
-        .stdout(predicate::str::is_match(r"sms +found +5574 +747 +4827 +0").unwrap())
-        .stdout(predicate::str::is_match(r"sms-kaggle +found +5572 +747 +4825 +0").unwrap())
-        .stdout(predicate::str::is_match(r"enron +found +33715 +17170 +16545 +0").unwrap())
-        .stdout(predicate::str::is_match(r"jigsaw +found +14268 +5490 +8778 +0").unwrap());
+        // rows, classes, the smallest class's rows, malformed rows.
+        .stdout(predicate::str::is_match(r"sms +found +5574 +2 +747 +0 .*\(smallest: spam\)").unwrap())
+        .stdout(predicate::str::is_match(r"sms-kaggle +found +5572 +2 +747 +0").unwrap())
+        .stdout(predicate::str::is_match(r"enron +found +33715 +2 +16545 +0 .*\(smallest: ham\)").unwrap())
+        .stdout(predicate::str::is_match(r"jigsaw +found +14268 +2 +5490 +0").unwrap())
+        .stdout(predicate::str::is_match(r"20newsgroups +found +11314 +20 +377 +0 .*\(smallest: talk.religion.misc\)").unwrap())
+        .stdout(predicate::str::is_match(r"trec +found +5452 +6 +86 +0 .*\(smallest: ABBR\)").unwrap());
     // And in an empty data dir, each is reported missing with what it expects.
     sb.bench().args(["datasets"]).assert().success().stdout(predicate::str::contains("missing").and(predicate::str::contains("enron1.tar.gz")));
 }
@@ -101,4 +104,44 @@ fn enron_one_file_csv_form() {
     sb.bench().args(["-q", "run"]).arg(&s).assert().success();
     let r = record(&sb);
     assert_eq!(r["data"]["loaded"], serde_json::json!({"examples": 60, "positives": 20}));
+}
+
+#[test]
+fn twenty_newsgroups_reads_its_bydate_split_from_the_tarball() {
+    let sb = Sandbox::new();
+    let s = spec(&sb, "  name: 20newsgroups\n");
+    sb.bench().args(["-q", "run", "--data-dir"]).arg(shared_datasets()).arg(&s).assert().success();
+    let r = record(&sb);
+    let classes = r["data"]["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 20);
+    assert_eq!((classes[0].as_str(), classes[19].as_str()), (Some("alt.atheism"), Some("talk.religion.misc")));
+    assert_eq!(r["data"]["train"]["examples"], 11314);
+    assert_eq!(r["data"]["eval"]["examples"], 7532);
+    // The README's counts per group (train / test) for the first and last groups.
+    assert_eq!((r["data"]["train"]["per_class"][0].as_u64(), r["data"]["eval"]["per_class"][0].as_u64()), (Some(480), Some(319)));
+    assert_eq!((r["data"]["train"]["per_class"][19].as_u64(), r["data"]["eval"]["per_class"][19].as_u64()), (Some(377), Some(251)));
+    assert_eq!(r["data"]["load_report"]["malformed_rows"], 0);
+    assert_eq!(r["config"]["dataset"]["split"]["test_file"], "20news-bydate-test");
+    assert_eq!(r["class_predictions"].as_array().unwrap().len(), 7532);
+}
+
+#[test]
+fn trec_reads_coarse_or_fine_labels_with_its_own_test_file() {
+    let sb = Sandbox::new();
+    let s = spec(&sb, "  name: trec\n");
+    sb.bench().args(["-q", "run", "--data-dir"]).arg(shared_datasets()).arg(&s).assert().success();
+    let r = record(&sb);
+    assert_eq!(r["data"]["classes"], serde_json::json!(["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]));
+    assert_eq!(r["data"]["train"]["per_class"], serde_json::json!([86, 1162, 1250, 1223, 835, 896]));
+    assert_eq!(r["data"]["eval"]["per_class"], serde_json::json!([9, 138, 94, 65, 81, 113]));
+    std::fs::remove_dir_all(sb.runs_dir()).unwrap();
+
+    let s = spec(&sb, "  name: trec\n  fine_labels: true\n");
+    sb.bench().args(["-q", "run", "--data-dir"]).arg(shared_datasets()).arg(&s).assert().success();
+    let r = record(&sb);
+    let classes = r["data"]["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 50, "the training file's 50 fine classes");
+    assert!(classes.iter().any(|c| c == "HUM:ind"));
+    // Every test question's fine class occurs in training: none is skipped.
+    assert_eq!(r["data"]["eval"]["examples"], 500);
 }

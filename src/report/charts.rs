@@ -2,6 +2,7 @@
 //! plotters escapes the text it writes, so labels from records are safe to embed.
 
 use plotters::coord::Shift;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
 
 use super::leaderboard::Row;
@@ -95,16 +96,19 @@ pub struct GroupedBars<'a> {
     /// (label, a value per group, an optional (low, high) per group).
     pub series: Vec<(String, Vec<f64>, Vec<Whisker>)>,
     pub y_range: (f64, f64),
+    /// Group names turned upright under the axis (many groups: class names would overlap).
+    pub upright_labels: bool,
 }
 
 pub fn grouped_bars(b: &GroupedBars<'_>) -> Result<String> {
-    svg((WIDTH, HEIGHT), |root| {
+    let (height, label_room) = if b.upright_labels { (HEIGHT + 150, 184) } else { (HEIGHT, 34) };
+    svg((WIDTH, height), |root| {
         let (plot, side) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
         let n_groups = b.groups.len();
         let mut chart = ChartBuilder::on(&plot)
             .caption(b.title, font(16))
             .margin(10)
-            .x_label_area_size(34)
+            .x_label_area_size(label_room)
             .y_label_area_size(56)
             .build_cartesian_2d(-0.5f64..n_groups as f64 - 0.5, b.y_range.0..b.y_range.1)?;
         let groups = b.groups.clone();
@@ -116,15 +120,27 @@ pub fn grouped_bars(b: &GroupedBars<'_>) -> Result<String> {
                 String::new()
             }
         };
+        let none = |_: &f64| String::new();
+        let x_labels: &dyn Fn(&f64) -> String = if b.upright_labels { &none } else { &label_of };
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(n_groups + 1)
-            .x_label_formatter(&label_of)
+            .x_label_formatter(x_labels)
             .y_label_formatter(&human)
             .y_desc(b.y_desc)
-            .label_style(font(12)).axis_desc_style(font(13))
+            .label_style(font(12))
+            .axis_desc_style(font(13))
             .draw()?;
+        if b.upright_labels {
+            // Turned upright, each label starts under its group and runs down (drawn on the whole
+            // picture: the chart's label area would centre them on the tick, half inside the plot).
+            let upright = font(12).transform(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+            for (g, name) in b.groups.iter().enumerate() {
+                let (x, y) = chart.backend_coord(&(g as f64, b.y_range.0));
+                root.draw(&Text::new(name.clone(), (x, y + 8), upright.clone()))?;
+            }
+        }
         let n = b.series.len().max(1) as f64;
         let width = 0.8 / n;
         for (j, (_, values, whiskers)) in b.series.iter().enumerate() {
@@ -195,7 +211,7 @@ pub fn metric_bars(labels: &[String], rows: &[Row]) -> Result<String> {
             (l.clone(), m.iter().map(|(_, s)| s.mean).collect(), m.iter().map(|(_, s)| s.interval).collect())
         })
         .collect();
-    grouped_bars(&GroupedBars { title: &title, y_desc: "value", groups, series, y_range: (floor, 1.0) })
+    grouped_bars(&GroupedBars { title: &title, y_desc: "value", groups, series, y_range: (floor, 1.0), upright_labels: false })
 }
 
 /// One panel of `confusion_grid`: the variant, its counts, and its decision threshold.
@@ -449,6 +465,7 @@ pub fn length_histogram(profile: &LengthProfile, class_names: (&str, &str)) -> R
             (class_names.1.to_string(), pos[..last].to_vec(), vec![None; last]),
         ],
         y_range: (0.0, top.max(0.01)),
+        upright_labels: false,
     })
 }
 
@@ -464,6 +481,7 @@ pub fn class_balance(train: (usize, usize), eval: (usize, usize), class_names: (
             (class_names.1.to_string(), vec![train.1 as f64, eval.1 as f64], vec![None; 2]),
         ],
         y_range: (0.0, top.max(1.0)),
+        upright_labels: false,
     })
 }
 
@@ -475,11 +493,14 @@ pub const HEATMAP_COUNTS_UP_TO: usize = 12;
 pub fn confusion_heatmap(label: &str, cm: &[Vec<u64>], names: &[String]) -> Result<String> {
     let k = cm.len().max(1);
     let cell = (560 / k as i32).clamp(22, 70);
-    let name_room = 190i32;
+    // Room for the longest (shortened) class name, at about 7 pixels a character.
+    let longest = names.iter().map(|n| shorten(n, 24).chars().count()).max().unwrap_or(4) as i32;
+    let name_room = (longest * 7 + 16).clamp(50, 190);
     let (x0, y0) = (name_room, 40i32);
-    let size = ((x0 + cell * k as i32 + 20) as u32, (y0 + cell * k as i32 + name_room) as u32);
+    let width = (x0 + cell * k as i32 + 20).max(620);
+    let size = (width as u32, (y0 + cell * k as i32 + name_room + 10) as u32);
     svg(size, |root| {
-        root.draw(&Text::new(format!("{} — confusion matrix", shorten(label, 50)), (10, 10), font(15)))?;
+        root.draw(&Text::new(format!("{} — confusion matrix (rows: true class; columns: predicted)", shorten(label, 40)), (10, 10), font(15)))?;
         let show_counts = k <= HEATMAP_COUNTS_UP_TO;
         for (t, row) in cm.iter().enumerate() {
             let total = row.iter().sum::<u64>().max(1) as f64;
@@ -500,8 +521,8 @@ pub fn confusion_heatmap(label: &str, cm: &[Vec<u64>], names: &[String]) -> Resu
         }
         let bottom = y0 + cell * k as i32 + 6;
         for (p, name) in names.iter().enumerate() {
-            let style = font(12).transform(FontTransform::Rotate90);
-            root.draw(&Text::new(shorten(name, 24), (x0 + p as i32 * cell + cell / 2 + 6, bottom), style))?;
+            let style = font(12).transform(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(shorten(name, 24), (x0 + p as i32 * cell + cell / 2, bottom), style))?;
         }
         Ok(())
     })
@@ -509,20 +530,32 @@ pub fn confusion_heatmap(label: &str, cm: &[Vec<u64>], names: &[String]) -> Resu
 
 /// Bars per class: one group per class, one bar per series (e.g. each method's F1, or the two splits' counts).
 pub fn per_class_bars(title: &str, y_desc: &str, classes: &[String], series: Vec<(String, Vec<f64>)>, top: f64) -> Result<String> {
-    let groups = classes.iter().map(|c| shorten(c, if classes.len() > 8 { 6 } else { 14 })).collect();
+    let upright = classes.len() > 6;
+    let groups = classes.iter().map(|c| shorten(c, if upright { 26 } else { 14 })).collect();
     grouped_bars(&GroupedBars {
         title,
         y_desc,
         groups,
         series: series.into_iter().map(|(l, v)| (l, v.clone(), vec![None; v.len()])).collect(),
         y_range: (0.0, top),
+        upright_labels: upright,
     })
 }
 
-/// One-vs-rest ROC curves of one method, a curve per class (AUROC in the legend).
-pub fn one_vs_rest_roc(label: &str, curves: Vec<(String, f64, Vec<(f64, f64)>)>) -> Result<String> {
-    let title = format!("One-vs-rest ROC curves of {} (AUROC in the legend)", shorten(label, 40));
-    let series = curves.into_iter().enumerate().map(|(i, (name, auc, points))| Series { label: format!("{} ({auc:.3})", shorten(&name, 22)), color: i, points }).collect();
+/// One-vs-rest ROC curves drawn at most: beyond, the classes with the lowest AUROC (the table has all).
+pub const ROC_CLASSES_DRAWN: usize = 8;
+
+/// One-vs-rest ROC curves of one method, a curve per class (AUROC in the legend); with more than
+/// [`ROC_CLASSES_DRAWN`] classes, those with the lowest AUROC.
+pub fn one_vs_rest_roc(label: &str, mut curves: Vec<(String, f64, Vec<(f64, f64)>)>) -> Result<String> {
+    let title = if curves.len() > ROC_CLASSES_DRAWN {
+        curves.sort_by(|a, b| a.1.total_cmp(&b.1));
+        curves.truncate(ROC_CLASSES_DRAWN);
+        format!("One-vs-rest ROC of {}: the {ROC_CLASSES_DRAWN} hardest classes", shorten(label, 30))
+    } else {
+        format!("One-vs-rest ROC curves of {} (AUROC in the legend)", shorten(label, 40))
+    };
+    let series = curves.into_iter().enumerate().map(|(i, (name, auc, points))| Series { label: format!("{} ({auc:.3})", shorten(&name, 19)), color: i, points }).collect();
     lines(&Lines {
         title: &title,
         x_desc: "false positive rate",

@@ -350,7 +350,12 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
             }
             let curves = one_vs_rest(r, &classes);
             if !curves.is_empty() {
-                s.roc = chart(&name("roc"), "One-vs-rest ROC curves of the best method.", charts::one_vs_rest_roc(label, curves))?;
+                let caption = if curves.len() > charts::ROC_CLASSES_DRAWN {
+                    format!("One-vs-rest ROC curves of the best method, for the {} classes with the lowest AUROC (every class's is in the table above).", charts::ROC_CLASSES_DRAWN)
+                } else {
+                    "One-vs-rest ROC curves of the best method.".to_string()
+                };
+                s.roc = chart(&name("roc"), &caption, charts::one_vs_rest_roc(label, curves))?;
             }
         }
     } else if !rows.is_empty() {

@@ -87,7 +87,12 @@ fn leaderboard(s: &Section<'_>) -> Markup {
             }
         }
         p.note {
-            "Intervals are 95%: with one seed, the run's own (bootstrap for accuracy, F1 and AUROC; Wilson for precision and recall); "
+            @if s.classes.is_binary() {
+                "Intervals are 95%: with one seed, the run's own (bootstrap for accuracy, F1 and AUROC; Wilson for precision and recall); "
+            } @else {
+                "Macro averages weigh every class alike; weighted ones by the class's examples. Intervals are 95%: with one seed, the run's own "
+                "(bootstrap for accuracy and macro F1); "
+            }
             "with several seeds, Student's t over the seeds, shown with their standard deviation. Samples/s is training throughput."
         }
     }
@@ -241,8 +246,8 @@ fn section(s: &Section<'_>) -> Markup {
                 (leaderboard(s))
                 h3 { "Main metrics" }
                 (figure(&s.metrics))
-                h3 { "Confusion matrices" }
                 @if s.classes.is_binary() {
+                    h3 { "Confusion matrices" }
                     (figure(&s.confusion))
                     h3 { "ROC and precision–recall" }
                     div.grid { (figure(&s.roc)) (figure(&s.pr)) }
@@ -250,7 +255,9 @@ fn section(s: &Section<'_>) -> Markup {
                     h3 { "Per class" }
                     (figure(&s.per_class))
                     (per_class(s))
+                    h3 { "Confusion matrix" }
                     (figure(&s.confusion))
+                    h3 { "One-vs-rest ROC" }
                     (figure(&s.roc))
                 }
                 @if s.loss.is_some() || s.epochs.is_some() {
