@@ -9,7 +9,13 @@ fn git(args: &[&str]) -> Option<String> {
 fn main() {
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    let value = if commit.is_empty() { String::new() } else if dirty { format!("{commit}-dirty") } else { commit };
+    let value = if commit.is_empty() {
+        String::new()
+    } else if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    };
     println!("cargo:rustc-env=TEXTBENCH_GIT_COMMIT={value}");
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
         println!("cargo:rerun-if-changed={dir}/HEAD");

@@ -47,9 +47,7 @@ pub fn check(specs: &[Spec], records: &[RunRecord]) -> Vec<CheckLine> {
                 };
                 match record {
                     None => line.note = "no stored run: run `bench run` on this spec first".into(),
-                    Some(r) if r.status == RunStatus::Failed => {
-                        line.note = format!("the run failed: {}", r.error.as_deref().unwrap_or("unknown error"))
-                    }
+                    Some(r) if r.status == RunStatus::Failed => line.note = format!("the run failed: {}", r.error.as_deref().unwrap_or("unknown error")),
                     Some(r) => {
                         let value = r.scores().and_then(|m| metric.value(m));
                         line.value = value;
@@ -59,7 +57,8 @@ pub fn check(specs: &[Spec], records: &[RunRecord]) -> Vec<CheckLine> {
                             None => Verdict::Missing,
                         };
                         if value.is_none() && r.multiclass.is_some() {
-                            line.note = format!("{} is a two-class metric; this run has {} classes (use macro_f1, macro_auroc, …)", metric.as_str(), r.classes().len());
+                            line.note =
+                                format!("{} is a two-class metric; this run has {} classes (use macro_f1, macro_auroc, …)", metric.as_str(), r.classes().len());
                         }
                     }
                 }

@@ -69,7 +69,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  bench show 3f9a1c2e\n  bench show 3f9a1c2e --json | jq .metrics\n\nA unique prefix of the id is enough.")]
     Show(ShowArgs),
     /// What datasets are found where, with row and class counts; `fetch` downloads one.
-    #[command(after_help = "Examples:\n  bench datasets\n  bench datasets --data-dir ../shared/datasets\n  bench datasets fetch sms\n  bench datasets fetch enron --data-dir /data/textbench")]
+    #[command(
+        after_help = "Examples:\n  bench datasets\n  bench datasets --data-dir ../shared/datasets\n  bench datasets fetch sms\n  bench datasets fetch enron --data-dir /data/textbench"
+    )]
     Datasets(DatasetsArgs),
     /// Token ids and pooled embeddings of texts from a backbone: features for other tools, and parity checks.
     #[command(after_help = "Examples:\n  bench embed --model ../shared/models/all-MiniLM-L6-v2 --json \"free prize\" \"see you soon\"\n  \

@@ -35,11 +35,9 @@ impl Progress {
 
     /// A byte-counting bar for downloads.
     pub fn bytes(&self, len: Option<u64>, message: impl Into<String>) -> ProgressBar {
-        let style = ProgressStyle::with_template(
-            "{spinner:.green} {msg:<24} [{bar:30.cyan/blue}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> ");
+        let style = ProgressStyle::with_template("{spinner:.green} {msg:<24} [{bar:30.cyan/blue}] {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta})")
+            .expect("valid template")
+            .progress_chars("=> ");
         let bar = match len {
             Some(n) => ProgressBar::new(n),
             None => ProgressBar::no_length(),

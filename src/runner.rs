@@ -384,17 +384,15 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
                     record.metrics = Some(m);
                     record.curves = Some(curves);
                     let positive = probs.positive();
-                    record.predictions = examples
-                        .map(|(i, ((&index, &label), text))| Prediction::new(index, label == 1, positive[i], threshold, text))
-                        .collect();
+                    record.predictions =
+                        examples.map(|(i, ((&index, &label), text))| Prediction::new(index, label == 1, positive[i], threshold, text)).collect();
                 }
                 Evaluation::Multiclass(m) => {
                     record.multiclass = Some(m);
                     record.class_predictions = examples.map(|(i, ((&index, &label), text))| ClassPrediction::new(index, label, probs.row(i), text)).collect();
                 }
             }
-            record.train_samples_per_s =
-                fitted.train_samples_per_s().or_else(|| (timings.fit_s > 0.0).then(|| data.train_texts.len() as f64 / timings.fit_s));
+            record.train_samples_per_s = fitted.train_samples_per_s().or_else(|| (timings.fit_s > 0.0).then(|| data.train_texts.len() as f64 / timings.fit_s));
             record.history = fitted.history();
             match store.put_artifact(&plan.id, |dir| Ok(fitted.save(dir)?)) {
                 Ok(a) => record.artifact = a,

@@ -137,11 +137,19 @@ fn sbatch(script: &Path, dependency: Option<&str>) -> Result<String, SlurmError>
     }
     let out = cmd.arg(script).output().map_err(|source| SlurmError::Spawn { program: "sbatch".into(), source })?;
     if !out.status.success() {
-        return Err(SlurmError::Failed { program: "sbatch".into(), status: out.status.to_string(), stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(SlurmError::Failed {
+            program: "sbatch".into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_string();
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(SlurmError::Failed { program: "sbatch".into(), status: "no job id".into(), stderr: String::from_utf8_lossy(&out.stdout).trim().to_string() });
+        return Err(SlurmError::Failed {
+            program: "sbatch".into(),
+            status: "no job id".into(),
+            stderr: String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        });
     }
     Ok(id)
 }
@@ -180,9 +188,22 @@ mod tests {
 
     #[test]
     fn the_array_runs_one_shard_per_task_with_the_resources_asked_for() {
-        let r = Resources { partition: Some("gpu".into()), cpus_per_task: Some(4), gpus_per_task: Some(1), extra: vec!["--exclusive".into()], ..Default::default() };
+        let r = Resources {
+            partition: Some("gpu".into()),
+            cpus_per_task: Some(4),
+            gpus_per_task: Some(1),
+            extra: vec!["--exclusive".into()],
+            ..Default::default()
+        };
         let s = sweep().array_script(&r);
-        for line in ["#SBATCH --array=1-3", "#SBATCH --partition=gpu", "#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-task=1", "#SBATCH --exclusive", "#SBATCH --output=/w/runs/.slurm/%A_%a.out"] {
+        for line in [
+            "#SBATCH --array=1-3",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --cpus-per-task=4",
+            "#SBATCH --gpus-per-task=1",
+            "#SBATCH --exclusive",
+            "#SBATCH --output=/w/runs/.slurm/%A_%a.out",
+        ] {
             assert!(s.contains(line), "{line} in:\n{s}");
         }
         assert!(s.contains("run --shard \"$SLURM_ARRAY_TASK_ID/3\" '/w/experiments/a b.yaml' /w/experiments/c.yaml"), "{s}");

@@ -181,11 +181,7 @@ struct SplitSpec {
 pub enum DataSource {
     /// A named dataset under the data directory; `path` overrides its default location (relative to the
     /// data directory), `parts` selects Enron's enron1–6.
-    Named {
-        name: DatasetName,
-        path: Option<String>,
-        parts: Vec<u8>,
-    },
+    Named { name: DatasetName, path: Option<String>, parts: Vec<u8> },
     /// Generic files (a path, a list, or glob patterns), read as one; a relative path is relative to
     /// the spec file's folder.
     File { format: FileFormat, path: Names },
@@ -240,7 +236,11 @@ impl DatasetConfig {
                 let names = path.names();
                 let first = names.first().cloned().unwrap_or_default();
                 let stem = Path::new(&first).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(first);
-                if names.len() > 1 { format!("{stem}+{}", names.len() - 1) } else { stem }
+                if names.len() > 1 {
+                    format!("{stem}+{}", names.len() - 1)
+                } else {
+                    stem
+                }
             }
         }
     }
@@ -325,10 +325,7 @@ impl Spec {
         }
         for (metric, floor) in &file.floors {
             if !(0.0..=1.0).contains(floor) {
-                return Err(invalid(
-                    locate(&["floors", metric.as_str()]),
-                    format!("floor for {} is {floor}; floors are between 0 and 1", metric.as_str()),
-                ));
+                return Err(invalid(locate(&["floors", metric.as_str()]), format!("floor for {} is {floor}; floors are between 0 and 1", metric.as_str())));
             }
         }
 
@@ -376,9 +373,7 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
     let named_names = DatasetName::ALL.map(|n| n.as_str()).join(", ");
     let source = match (d.name, d.format) {
         (Some(_), Some(_)) => return err(&["dataset", "format"], "give either `name` (a known dataset) or `format` (a generic file), not both".into()),
-        (None, None) => {
-            return err(&["dataset"], format!("the dataset needs `name` (one of {named_names}) or `format` (csv, tsv, jsonl) with a `path`"))
-        }
+        (None, None) => return err(&["dataset"], format!("the dataset needs `name` (one of {named_names}) or `format` (csv, tsv, jsonl) with a `path`")),
         (Some(name), None) => {
             let parts = match (name, d.parts) {
                 (DatasetName::Enron, None) => vec![1, 2, 3, 4, 5, 6],
@@ -612,7 +607,10 @@ fn expand_sweep(base: &RunConfig, sweep: &serde_yaml::Mapping) -> Result<Vec<(Ru
             for v in &values {
                 let mut cfg = cfg.clone();
                 let slot = json_path_mut(&mut cfg, &path).ok_or_else(|| {
-                    (key.clone(), format!("sweep `{key}`: no such setting; the settings under {} are: {}", path[0], settings_list(&base_settings(base, path[0]))))
+                    (
+                        key.clone(),
+                        format!("sweep `{key}`: no such setting; the settings under {} are: {}", path[0], settings_list(&base_settings(base, path[0]))),
+                    )
                 })?;
                 *slot = v.clone();
                 let mut point = point.clone();

@@ -46,7 +46,11 @@ fn unknown_method_lists_the_methods() {
 #[test]
 fn unknown_dataset_lists_the_datasets() {
     let sb = Sandbox::new();
-    assert_rejected(&sb, "dataset:\n  name: imdb\nmethod:\n  kind: lsa\n", &["spec.yaml:2:9", "unknown variant `imdb`", "sms", "sms-kaggle", "enron", "jigsaw"]);
+    assert_rejected(
+        &sb,
+        "dataset:\n  name: imdb\nmethod:\n  kind: lsa\n",
+        &["spec.yaml:2:9", "unknown variant `imdb`", "sms", "sms-kaggle", "enron", "jigsaw"],
+    );
 }
 
 #[test]

@@ -52,7 +52,10 @@ fn run_stores_complete_records_and_check_enforces_floors() {
     assert_eq!(shown, r);
 
     // A floor above what the model reaches fails the check with exit 1.
-    let strict = sb.write("strict.yaml", std::fs::read_to_string(&spec).unwrap().replace("accuracy: 0.9", "accuracy: 1.0").replace("auroc: 0.95", "log_loss_is_not_a_floor: 1"));
+    let strict = sb.write(
+        "strict.yaml",
+        std::fs::read_to_string(&spec).unwrap().replace("accuracy: 0.9", "accuracy: 1.0").replace("auroc: 0.95", "log_loss_is_not_a_floor: 1"),
+    );
     sb.bench().args(["check"]).arg(&strict).assert().code(2).stderr(predicate::str::contains("unknown variant `log_loss_is_not_a_floor`"));
     let strict = sb.write("strict.yaml", std::fs::read_to_string(&spec).unwrap().replace("accuracy: 0.9", "accuracy: 0.9999"));
     sb.bench().args(["check"]).arg(&strict).assert().code(1).stdout(predicate::str::contains("FAIL"));
@@ -72,12 +75,7 @@ fn rerun_skips_done_runs_and_force_reruns() {
     sb.bench().args(["run"]).arg(&spec).assert().success();
     sb.bench().args(["run"]).arg(&spec).assert().success().stderr(predicate::str::contains("0 ran, 2 already done"));
     sb.bench().args(["run", "--force"]).arg(&spec).assert().success().stderr(predicate::str::contains("2 ran, 0 already done"));
-    sb.bench()
-        .args(["run", "--dry-run"])
-        .arg(&spec)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("done").and(predicate::str::contains("pending").not()));
+    sb.bench().args(["run", "--dry-run"]).arg(&spec).assert().success().stdout(predicate::str::contains("done").and(predicate::str::contains("pending").not()));
 }
 
 #[test]
@@ -144,7 +142,12 @@ fn jsonl_and_tsv_are_read() {
     sb.write("d.jsonl", jsonl);
     sb.write("d.tsv", tsv);
     let method = "method:\n  kind: lsa\n  components: 5\n";
-    let j = sb.write("j.yaml", format!("dataset:\n  format: jsonl\n  path: d.jsonl\n  text_column: body\n  label_column: is_spam\n  positive: \"true\"\n  negative: \"false\"\n{method}"));
+    let j = sb.write(
+        "j.yaml",
+        format!(
+            "dataset:\n  format: jsonl\n  path: d.jsonl\n  text_column: body\n  label_column: is_spam\n  positive: \"true\"\n  negative: \"false\"\n{method}"
+        ),
+    );
     let t = sb.write("t.yaml", format!("dataset:\n  format: tsv\n  path: d.tsv\n  text_column: body\n  label_column: is_spam\n{method}"));
     sb.bench().args(["-q", "run"]).arg(&j).arg(&t).assert().success();
     let records: Vec<serde_json::Value> = sb.records().iter().map(|p| read_json(p)).collect();
@@ -174,8 +177,16 @@ fn exported_split_is_the_split_the_runs_use() {
     sb.bench().args(["-q", "run"]).arg(&spec).assert().success();
     let r = read_json(&sb.records()[0]);
     let out = sb.path().join("split");
-    sb.bench().args(["datasets", "split"]).arg(&spec).arg("--out").arg(&out).assert().success().stdout(predicate::str::contains(r["data"]["fingerprint"].as_str().unwrap()));
-    let rows = |name: &str| -> Vec<serde_json::Value> { std::fs::read_to_string(out.join(name)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    sb.bench()
+        .args(["datasets", "split"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r["data"]["fingerprint"].as_str().unwrap()));
+    let rows =
+        |name: &str| -> Vec<serde_json::Value> { std::fs::read_to_string(out.join(name)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
     let (train, eval) = (rows("train.jsonl"), rows("eval.jsonl"));
     assert_eq!(train.len() as u64, r["data"]["train"]["examples"].as_u64().unwrap());
     assert_eq!(train.iter().filter(|x| x["label"] == 1).count() as u64, r["data"]["train"]["positives"].as_u64().unwrap());

@@ -46,11 +46,7 @@ fn sms_bytes() -> Vec<u8> {
 fn fetches_sms_verifies_and_unpacks() {
     let sb = Sandbox::new();
     let server = serve(HashMap::from([("/smsspamcollection.zip".to_string(), zip_of("SMSSpamCollection", &sms_bytes()))]));
-    sb.bench()
-        .args(["datasets", "fetch", "sms", "--base-url", &server.base])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("downloaded and verified"));
+    sb.bench().args(["datasets", "fetch", "sms", "--base-url", &server.base]).assert().success().stdout(predicate::str::contains("downloaded and verified"));
     assert_eq!(std::fs::read(sb.data_dir().join("sms/SMSSpamCollection")).unwrap(), sms_bytes());
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 

@@ -42,12 +42,7 @@ fn a_missing_backbone_is_an_input_error() {
     let sb = Sandbox::new();
     std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
     let spec = sb.write("s.yaml", csv_spec("smoke.csv", "  kind: frozen\n  backbone: no-such-model\n"));
-    sb.bench()
-        .args(["run"])
-        .arg(&spec)
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no-such-model").and(predicate::str::contains("models directory")));
+    sb.bench().args(["run"]).arg(&spec).assert().code(2).stderr(predicate::str::contains("no-such-model").and(predicate::str::contains("models directory")));
     assert!(sb.runs_dir_is_empty());
 }
 

@@ -320,7 +320,11 @@ fn small_cases_get_clear_messages() {
     // A JSONL with a byte-order mark: its first row is a row.
     let mut jsonl = "\u{feff}".to_string();
     for i in 0..40 {
-        jsonl.push_str(&format!("{{\"text\": \"message {i} {}\", \"label\": \"{}\"}}\n", if i % 4 == 0 { "win cash" } else { "lunch" }, if i % 4 == 0 { "spam" } else { "ham" }));
+        jsonl.push_str(&format!(
+            "{{\"text\": \"message {i} {}\", \"label\": \"{}\"}}\n",
+            if i % 4 == 0 { "win cash" } else { "lunch" },
+            if i % 4 == 0 { "spam" } else { "ham" }
+        ));
     }
     jsonl.push_str("[1, 2]\n");
     sb.write("bom.jsonl", jsonl);

@@ -143,7 +143,10 @@ fn several_files_joined_columns_mapped_classes_and_an_unknown_test_class() {
         }
         sb.write(&format!("parts/p{part}.csv"), csv);
     }
-    sb.write("test.csv", "title,body,topic\nWho won,the rugby final on Sunday?,sport\nHow long,should I bake the pie?,food\nWhat is,the capital of Peru?,geography\n");
+    sb.write(
+        "test.csv",
+        "title,body,topic\nWho won,the rugby final on Sunday?,sport\nHow long,should I bake the pie?,food\nWhat is,the capital of Peru?,geography\n",
+    );
     let spec = "dataset:\n  format: csv\n  path: ['parts/p0.csv', 'parts/p[12].csv']\n  text_column: [title, body]\n  label_column: topic\n  \
                 classes:\n    sport: leisure\n    travel: leisure\n    food: food\n    science: science\n  split:\n    test_file: test.csv\n\
                 method:\n  kind: lsa\n  components: 20\n  C: 10\n";

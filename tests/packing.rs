@@ -31,7 +31,8 @@ fn packed_and_padded_batches_agree_on_real_positions_and_on_every_gradient() {
         let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval()).unwrap();
         let hidden = hidden.broadcast_mul(&real).unwrap();
         let grads = (&hidden * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-        let grads: Vec<Tensor> = weights.vars.iter().map(|(name, v)| grads.get(v.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}")).clone()).collect();
+        let grads: Vec<Tensor> =
+            weights.vars.iter().map(|(name, v)| grads.get(v.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}")).clone()).collect();
         (hidden, grads)
     };
     let (packed, packed_grads) = run(true);

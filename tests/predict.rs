@@ -32,7 +32,8 @@ fn check_predict_matches_record(method: &str, artifact_files: &[&str]) -> serde_
     }
 
     let texts = smoke_texts();
-    let preds: Vec<(usize, f64)> = r["predictions"].as_array().unwrap().iter().take(12).map(|p| (p["index"].as_u64().unwrap() as usize, p["probability"].as_f64().unwrap())).collect();
+    let preds: Vec<(usize, f64)> =
+        r["predictions"].as_array().unwrap().iter().take(12).map(|p| (p["index"].as_u64().unwrap() as usize, p["probability"].as_f64().unwrap())).collect();
     let mut cmd = sb.bench();
     cmd.arg("--models-dir").arg(models_dir()).args(["predict", "--run", &id[..8], "--json"]);
     for (i, _) in &preds {
@@ -82,7 +83,8 @@ fn mean_pooled_lora_run_predicts_as_it_was_trained() {
 // `bench predict`'s labels all use.
 #[test]
 fn a_tuned_threshold_carries_from_the_record_to_predict() {
-    let method = "  kind: lora\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-3\n  early_stopping:\n    holdout: 0.2\n    metric: accuracy\n    tune_threshold: true\n";
+    let method =
+        "  kind: lora\n  epochs: 1\n  batch_size: 32\n  lr: 1.0e-3\n  early_stopping:\n    holdout: 0.2\n    metric: accuracy\n    tune_threshold: true\n";
     let r = check_predict_matches_record(method, &["adapter_model.safetensors"]);
     let threshold = r["metrics"]["threshold"].as_f64().unwrap();
     assert_eq!(r["history"]["threshold"].as_f64(), Some(threshold));
@@ -100,9 +102,5 @@ fn lsa_runs_keep_no_model() {
     let spec = sb.write("s.yaml", csv_spec("smoke.csv", "  kind: lsa\n  components: 5\n"));
     sb.bench().args(["-q", "run"]).arg(&spec).assert().success();
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&sb.records()[0]).unwrap()).unwrap();
-    sb.bench()
-        .args(["predict", "--run", r["id"].as_str().unwrap(), "hello"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("kept no model"));
+    sb.bench().args(["predict", "--run", r["id"].as_str().unwrap(), "hello"]).assert().code(2).stderr(predicate::str::contains("kept no model"));
 }

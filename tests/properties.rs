@@ -28,9 +28,27 @@ fn scalar() -> impl Strategy<Value = Yaml> {
         any::<bool>().prop_map(Yaml::Bool),
         Just(Yaml::Null),
         prop_oneof![
-            Just("sms"), Just("enron"), Just("jigsaw"), Just("csv"), Just("tsv"), Just("jsonl"), Just("lsa"), Just("lora"), Just("finetune"),
-            Just("frozen"), Just("spam"), Just("ham"), Just("text"), Just("label"), Just("downsample"), Just("latin-1"), Just(""), Just("é∑😀"),
-            Just("../../etc/passwd"), Just("\u{0}"), Just("split")
+            Just("sms"),
+            Just("enron"),
+            Just("jigsaw"),
+            Just("csv"),
+            Just("tsv"),
+            Just("jsonl"),
+            Just("lsa"),
+            Just("lora"),
+            Just("finetune"),
+            Just("frozen"),
+            Just("spam"),
+            Just("ham"),
+            Just("text"),
+            Just("label"),
+            Just("downsample"),
+            Just("latin-1"),
+            Just(""),
+            Just("é∑😀"),
+            Just("../../etc/passwd"),
+            Just("\u{0}"),
+            Just("split")
         ]
         .prop_map(|s| Yaml::String(s.into())),
         "[ -~]{0,12}".prop_map(Yaml::String),
@@ -38,10 +56,48 @@ fn scalar() -> impl Strategy<Value = Yaml> {
 }
 
 const KEYS: &[&str] = &[
-    "name", "dataset", "method", "seeds", "sweep", "floors", "format", "path", "parts", "text_column", "label_column", "positive", "negative",
-    "encoding", "split", "validation", "test_file", "stratified", "seed", "balance", "dedupe", "max_examples", "kind", "components", "C",
-    "ngram_range", "min_df", "max_df", "batch_size", "epochs", "lr", "lora", "rank", "accuracy", "f1", "method.C", "method.components",
-    "dataset.split.validation", "dataset.max_examples", "dataset.positive", "dataset.name", "bogus",
+    "name",
+    "dataset",
+    "method",
+    "seeds",
+    "sweep",
+    "floors",
+    "format",
+    "path",
+    "parts",
+    "text_column",
+    "label_column",
+    "positive",
+    "negative",
+    "encoding",
+    "split",
+    "validation",
+    "test_file",
+    "stratified",
+    "seed",
+    "balance",
+    "dedupe",
+    "max_examples",
+    "kind",
+    "components",
+    "C",
+    "ngram_range",
+    "min_df",
+    "max_df",
+    "batch_size",
+    "epochs",
+    "lr",
+    "lora",
+    "rank",
+    "accuracy",
+    "f1",
+    "method.C",
+    "method.components",
+    "dataset.split.validation",
+    "dataset.max_examples",
+    "dataset.positive",
+    "dataset.name",
+    "bogus",
 ];
 
 /// YAML values shaped like specs: maps keyed by spec words, lists, scalars, nested a few levels.
@@ -186,7 +242,13 @@ fn edit() -> impl Strategy<Value = Edit> {
     let number = prop_oneof![Just(0.0), Just(1.0), Just(-1.0), Just(0.5), Just(1e308), Just(-1e-308), Just(2.0), any::<f64>()];
     let integer = prop_oneof![Just(0i64), Just(1), Just(-1), Just(i64::MAX), any::<i64>()];
     let text = prop_oneof![Just(String::new()), Just("é€😀".to_string()), "[0-9a-f]{0,70}", "[ -~]{0,20}", ".{0,8}"];
-    (prop::bool::weighted(0.85), number, integer, text, yaml()).prop_map(|(same_kind, number, integer, text, any)| Edit { same_kind, number, integer, text, any })
+    (prop::bool::weighted(0.85), number, integer, text, yaml()).prop_map(|(same_kind, number, integer, text, any)| Edit {
+        same_kind,
+        number,
+        integer,
+        text,
+        any,
+    })
 }
 
 impl Edit {

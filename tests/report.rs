@@ -21,10 +21,8 @@ fn write_json(p: &std::path::Path, v: &serde_json::Value) {
 /// the way records from another machine could be.
 fn doctored_runs(sb: &Sandbox) {
     std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
-    let spec = sb.write(
-        "smoke.yaml",
-        format!("name: smoke-report\n{}sweep:\n  method.C: [0.01, 10]\n", csv_spec("smoke.csv", "  kind: lsa\n  components: 20\n")),
-    );
+    let spec =
+        sb.write("smoke.yaml", format!("name: smoke-report\n{}sweep:\n  method.C: [0.01, 10]\n", csv_spec("smoke.csv", "  kind: lsa\n  components: 20\n")));
     sb.bench().args(["run"]).arg(&spec).assert().success();
     let records = sb.records();
     assert_eq!(records.len(), 2);
@@ -82,7 +80,17 @@ fn report_escapes_record_text_and_loads_nothing_from_outside() {
     assert!(html.contains("Content-Security-Policy"));
 
     // Every section is there.
-    for heading in ["Leaderboard", "Main metrics", "Confusion matrices", "ROC and precision–recall", "Cost against quality", "Significance", "The data", "Most confident mistakes", "Provenance"] {
+    for heading in [
+        "Leaderboard",
+        "Main metrics",
+        "Confusion matrices",
+        "ROC and precision–recall",
+        "Cost against quality",
+        "Significance",
+        "The data",
+        "Most confident mistakes",
+        "Provenance",
+    ] {
         assert!(html.contains(heading), "no {heading} section");
     }
     assert!(html.contains("exact McNemar"), "the two variants share a split and are compared");

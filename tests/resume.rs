@@ -33,12 +33,11 @@ fn killed_sweep_resumes_where_it_stopped() {
         assert_eq!(r["status"], "ok");
     }
 
-    sb.bench()
-        .args(["run"])
-        .arg(&spec)
-        .assert()
-        .success()
-        .stderr(predicate::str::contains(format!("{} ran, {} already done (skipped), 0 failed", RUNS - done.len(), done.len())));
+    sb.bench().args(["run"]).arg(&spec).assert().success().stderr(predicate::str::contains(format!(
+        "{} ran, {} already done (skipped), 0 failed",
+        RUNS - done.len(),
+        done.len()
+    )));
     assert_eq!(sb.records().len(), RUNS);
     // The records written before the kill were not touched.
     for p in &done {

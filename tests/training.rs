@@ -37,8 +37,12 @@ fn weights_without_gradient(pooling: Pooling) -> (usize, Vec<String>) {
     let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut rng) }).unwrap();
     let labels = Tensor::new(&[1u32, 0, 1], &dev).unwrap();
     let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
-    let missing =
-        model.trainable.iter().filter(|(_, v)| grads.get(v.as_tensor()).is_none_or(|g| sum_abs(g).is_nan() || sum_abs(g) <= 0.0)).map(|(n, _)| n.clone()).collect();
+    let missing = model
+        .trainable
+        .iter()
+        .filter(|(_, v)| grads.get(v.as_tensor()).is_none_or(|g| sum_abs(g).is_nan() || sum_abs(g) <= 0.0))
+        .map(|(n, _)| n.clone())
+        .collect();
     (model.trainable.len(), missing)
 }
 
@@ -183,7 +187,15 @@ fn a_tuned_threshold_is_the_best_one_on_the_held_out_data() {
     let dir = minilm();
     let es = EarlyStopping { holdout: 0.25, metric: SelectBy::Accuracy, tune_threshold: true, ..Default::default() };
     // One epoch at a small rate: the model is still poorly calibrated, so 0.5 is unlikely to be best.
-    let p = TrainParams { backbone: dir.display().to_string(), epochs: 1, batch_size: 4, lr: 1e-4, lora: Some(LoraSettings::default()), early_stopping: Some(es), ..Default::default() };
+    let p = TrainParams {
+        backbone: dir.display().to_string(),
+        epochs: 1,
+        batch_size: 4,
+        lr: 1e-4,
+        lora: Some(LoraSettings::default()),
+        early_stopping: Some(es),
+        ..Default::default()
+    };
     let (texts, labels) = texts();
     let fitted = fit_lora(&p, 5);
     let history = fitted.history().unwrap();

@@ -58,13 +58,10 @@ fn survey(g: &GlobalArgs, progress: &Progress) -> Result<i32> {
 }
 
 fn fetch_one(args: &FetchArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> {
-    let name = DatasetName::ALL.into_iter().find(|n| n.as_str() == args.name).ok_or_else(|| {
-        UsageError(format!(
-            "unknown dataset {:?}; the datasets are: {}",
-            args.name,
-            DatasetName::ALL.map(|n| n.as_str()).join(", ")
-        ))
-    })?;
+    let name = DatasetName::ALL
+        .into_iter()
+        .find(|n| n.as_str() == args.name)
+        .ok_or_else(|| UsageError(format!("unknown dataset {:?}; the datasets are: {}", args.name, DatasetName::ALL.map(|n| n.as_str()).join(", "))))?;
     let opts = fetch::FetchOptions { data_dir: &g.data_dir, base_url: args.base_url.as_deref(), force: args.force };
     let outcomes = fetch::fetch(name, &opts, progress).map_err(|e| match e {
         crate::error::FetchError::Unsupported(msg) => anyhow::Error::from(UsageError(msg)),
@@ -96,7 +93,9 @@ fn export_split(args: &SplitArgs, g: &GlobalArgs, progress: &Progress) -> Result
     // Runs differ only in method and seed unless the spec sweeps the dataset section; then there is no one split.
     let same = |c: &DatasetConfig| serde_json::to_value(c).ok() == serde_json::to_value(cfg).ok();
     if !spec.runs.iter().all(|r| same(&r.config.dataset)) {
-        return Err(UsageError(format!("{} sweeps its dataset section, so its runs use different splits; export from a spec with one", args.spec.display())).into());
+        return Err(
+            UsageError(format!("{} sweeps its dataset section, so its runs use different splits; export from a spec with one", args.spec.display())).into()
+        );
     }
     let loc = DataLocation { data_dir: g.data_dir.clone(), spec_dir: spec.dir() };
     let prepared = prepare(cfg, &data::load(cfg, &loc, progress)?)?;

@@ -16,7 +16,10 @@ pub fn run(args: &PerfArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> 
         let rates = matmul::rates(Duration::from_secs(2))?;
         let peak = matmul::peak(&rates);
         if args.json {
-            println!("{}", serde_json::json!({ "engine": "textbench", "workload": "matmul", "peak_gflop_per_s": peak, "rates": rates, "threads": candle_core::utils::get_num_threads() }));
+            println!(
+                "{}",
+                serde_json::json!({ "engine": "textbench", "workload": "matmul", "peak_gflop_per_s": peak, "rates": rates, "threads": candle_core::utils::get_num_threads() })
+            );
         } else {
             for r in &rates {
                 println!("matmul {:?}: {:.1} GFLOP/s", r.shape, r.gflop_per_s);
@@ -44,7 +47,9 @@ pub fn run(args: &PerfArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> 
             let data = Texts { texts: &prepared.train_texts, labels: &prepared.train_labels, classes: prepared.classes.len() };
             perf::training(cfg.method.kind(), p, &g.models_dir, &data, cfg.seed, args.warmup_steps, args.steps, args.batching, args.padded)?
         }
-        (PerfWorkload::Train, other) => return Err(UsageError(format!("{}: method {} is not trained by steps; give a finetune or lora spec", args.spec.display(), other.kind())).into()),
+        (PerfWorkload::Train, other) => {
+            return Err(UsageError(format!("{}: method {} is not trained by steps; give a finetune or lora spec", args.spec.display(), other.kind())).into())
+        }
         (PerfWorkload::Matmul, _) => unreachable!("handled above"),
     };
     if let Some(path) = &args.batches_out {

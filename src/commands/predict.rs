@@ -15,7 +15,13 @@ use crate::store::{RunStatus, Store};
 
 /// Class probabilities from a frozen run's saved head: two classes, σ(embedding·w + b) for the positive
 /// class; more, softmax(W·embedding + b).
-fn frozen_probs(p: &crate::methods::transformer::frozen::FrozenParams, artifact: &Path, expected_sha: Option<&str>, g: &GlobalArgs, texts: &[String]) -> Result<ClassProbabilities> {
+fn frozen_probs(
+    p: &crate::methods::transformer::frozen::FrozenParams,
+    artifact: &Path,
+    expected_sha: Option<&str>,
+    g: &GlobalArgs,
+    texts: &[String],
+) -> Result<ClassProbabilities> {
     let dir = locate(&p.backbone, &g.models_dir)?;
     let device = p.device.resolve()?;
     let (backbone, _) = Backbone::load(&dir, p.max_length, false, &device)?;
@@ -56,7 +62,12 @@ pub fn run(args: &PredictArgs, g: &GlobalArgs) -> Result<i32> {
         return Err(UsageError(format!("run {} failed ({}); it has no model to predict with", record.id, record.error.as_deref().unwrap_or("?"))).into());
     }
     let Some(artifact) = record.artifact.as_ref().map(|a| store.dir().join(a)) else {
-        return Err(UsageError(format!("run {} ({}) kept no model: bench predict works with frozen, finetune and lora runs", record.id, record.config.method.kind())).into());
+        return Err(UsageError(format!(
+            "run {} ({}) kept no model: bench predict works with frozen, finetune and lora runs",
+            record.id,
+            record.config.method.kind()
+        ))
+        .into());
     };
     let classes = record.classes();
     let dev = match &record.config.method {

@@ -9,7 +9,11 @@ pub fn run(args: &ReportArgs, g: &GlobalArgs) -> Result<i32> {
     let total = records.len();
     let records = report::select(records, &args.filters)?;
     if records.is_empty() {
-        let why = if total == 0 { format!("no runs in {}", g.runs_dir.display()) } else { format!("none of the {total} runs in {} matches the filters", g.runs_dir.display()) };
+        let why = if total == 0 {
+            format!("no runs in {}", g.runs_dir.display())
+        } else {
+            format!("none of the {total} runs in {} matches the filters", g.runs_dir.display())
+        };
         return Err(crate::error::UsageError(format!("{why}; nothing to report")).into());
     }
     let built = report::build(&records)?;

@@ -63,7 +63,14 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
         let width = classes.names.iter().map(|n| n.chars().count()).max().unwrap_or(5).clamp(5, 28);
         println!("{:<width$}  precision  recall      f1  support   auroc", "class");
         for (name, c) in classes.names.iter().zip(&m.per_class) {
-            println!("{name:<width$}  {:>9}  {:>6}  {:>6}  {:>7}  {:>6}", fmt_metric(c.precision), fmt_metric(c.recall), fmt_metric(c.f1), c.support, opt(c.auroc));
+            println!(
+                "{name:<width$}  {:>9}  {:>6}  {:>6}  {:>7}  {:>6}",
+                fmt_metric(c.precision),
+                fmt_metric(c.recall),
+                fmt_metric(c.f1),
+                c.support,
+                opt(c.auroc)
+            );
         }
     }
     let t = &r.timings;
@@ -82,7 +89,15 @@ pub fn run(args: &ShowArgs, g: &GlobalArgs) -> Result<i32> {
         }
     }
     let e = &r.environment;
-    println!("machine    {} ({} threads), {} {}, textbench {}{}", e.cpu, e.threads, e.os, e.arch, e.crate_version, e.git_commit.as_deref().map(|c| format!(" @ {c}")).unwrap_or_default());
+    println!(
+        "machine    {} ({} threads), {} {}, textbench {}{}",
+        e.cpu,
+        e.threads,
+        e.os,
+        e.arch,
+        e.crate_version,
+        e.git_commit.as_deref().map(|c| format!(" @ {c}")).unwrap_or_default()
+    );
     println!("time       {} → {}", r.started_at, r.finished_at);
     Ok(0)
 }

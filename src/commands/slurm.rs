@@ -46,6 +46,11 @@ pub fn run(args: &SlurmArgs, g: &GlobalArgs) -> Result<i32> {
     let ids = submit(&sweep, &resources, &dir)?;
     println!("array {} ({} tasks)", ids.array, sweep.tasks);
     println!("report {} (after the array: bench check, then bench report --out {})", ids.report, sweep.report.display());
-    eprintln!("scripts in {}; task output in {}; progress: bench status {}", dir.display(), sweep.log_dir.display(), args.specs.iter().map(|s| s.display().to_string()).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "scripts in {}; task output in {}; progress: bench status {}",
+        dir.display(),
+        sweep.log_dir.display(),
+        args.specs.iter().map(|s| s.display().to_string()).collect::<Vec<_>>().join(" ")
+    );
     Ok(0)
 }

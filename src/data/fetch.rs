@@ -85,11 +85,9 @@ fn fetch_sms(opts: &FetchOptions<'_>, progress: &Progress) -> Result<FetchOutcom
     }
     let url = url_for(opts, SMS_URL, "smsspamcollection.zip");
     let zip_bytes = download(&url, progress)?;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes))
-        .map_err(|e| FetchError::Unpack { what: url.clone(), message: e.to_string() })?;
-    let mut entry = archive
-        .by_name("SMSSpamCollection")
-        .map_err(|e| FetchError::Unpack { what: url.clone(), message: format!("no SMSSpamCollection in the zip: {e}") })?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes)).map_err(|e| FetchError::Unpack { what: url.clone(), message: e.to_string() })?;
+    let mut entry =
+        archive.by_name("SMSSpamCollection").map_err(|e| FetchError::Unpack { what: url.clone(), message: format!("no SMSSpamCollection in the zip: {e}") })?;
     let mut content = Vec::new();
     entry.read_to_end(&mut content).map_err(|e| FetchError::Unpack { what: url.clone(), message: e.to_string() })?;
     verify(&format!("SMSSpamCollection from {url}"), &content, SMS_SHA256)?;
@@ -98,7 +96,14 @@ fn fetch_sms(opts: &FetchOptions<'_>, progress: &Progress) -> Result<FetchOutcom
 }
 
 /// One file of a dataset, stored as downloaded once its checksum holds (kept when a verified copy is there).
-fn fetch_file(name: DatasetName, file: &str, default_url: &str, expected: &str, opts: &FetchOptions<'_>, progress: &Progress) -> Result<FetchOutcome, FetchError> {
+fn fetch_file(
+    name: DatasetName,
+    file: &str,
+    default_url: &str,
+    expected: &str,
+    opts: &FetchOptions<'_>,
+    progress: &Progress,
+) -> Result<FetchOutcome, FetchError> {
     let dir = opts.data_dir.join(name.as_str());
     let dest = dir.join(file);
     if !opts.force && sha256_file(&dest).is_some_and(|h| h == expected) {

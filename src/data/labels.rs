@@ -103,10 +103,7 @@ impl LabelMap {
             ClassRule::Inferred => LabelMap::Inferred,
             ClassRule::Mapped(values) => {
                 let classes = ClassSet::new(ClassRule::mapped_names(values));
-                let values = values
-                    .iter()
-                    .map(|v| (v.value.clone(), classes.names.iter().position(|n| *n == v.class).expect("named") as u32))
-                    .collect();
+                let values = values.iter().map(|v| (v.value.clone(), classes.names.iter().position(|n| *n == v.class).expect("named") as u32)).collect();
                 LabelMap::Mapped { values, classes }
             }
         }

@@ -104,7 +104,11 @@ impl LoadReport {
         }
         let reasons: Vec<String> = self.skipped.iter().map(|(r, n)| format!("{n} {}", r.describe())).collect();
         let rows = if self.malformed_rows == 1 { "row" } else { "rows" };
-        Some(if reasons.is_empty() { format!("{} {rows} skipped", self.malformed_rows) } else { format!("{} {rows} skipped ({})", self.malformed_rows, reasons.join(", ")) })
+        Some(if reasons.is_empty() {
+            format!("{} {rows} skipped", self.malformed_rows)
+        } else {
+            format!("{} {rows} skipped ({})", self.malformed_rows, reasons.join(", "))
+        })
     }
 }
 
@@ -283,11 +287,7 @@ pub fn load(cfg: &DatasetConfig, loc: &DataLocation, progress: &Progress) -> Res
 
 fn load_one(cfg: &DatasetConfig, loc: &DataLocation, test_file: Option<&str>, labels: &LabelMap, progress: &Progress) -> Result<Dataset, DataError> {
     let text_columns = cfg.text_column.as_ref().map(|c| c.names()).unwrap_or_default();
-    let cols = |join_overflow| table::Columns {
-        text: &text_columns,
-        label: cfg.label_column.as_deref().expect("resolved"),
-        join_overflow,
-    };
+    let cols = |join_overflow| table::Columns { text: &text_columns, label: cfg.label_column.as_deref().expect("resolved"), join_overflow };
     let ds = match &cfg.source {
         DataSource::File { format, path } => {
             let paths = match test_file {

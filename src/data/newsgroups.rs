@@ -82,7 +82,11 @@ pub fn read(source: &Source, folder: &str, labels: &LabelMap, encoding: Encoding
                 for file in std::fs::read_dir(&group).map_err(|e| io(&group, e))? {
                     let file = file.map_err(|e| io(&group, e))?.path();
                     if file.is_file() {
-                        let rel = format!("{folder}/{}/{}", group.file_name().unwrap_or_default().to_string_lossy(), file.file_name().unwrap_or_default().to_string_lossy());
+                        let rel = format!(
+                            "{folder}/{}/{}",
+                            group.file_name().unwrap_or_default().to_string_lossy(),
+                            file.file_name().unwrap_or_default().to_string_lossy()
+                        );
                         messages.push((rel, std::fs::read(&file).map_err(|e| io(&file, e))?));
                     }
                 }

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use super::{ClassSet, Dataset, Loaded, LoadReport};
+use super::{ClassSet, Dataset, LoadReport, Loaded};
 use crate::error::DataError;
 use crate::spec::{Balance, DatasetConfig};
 
@@ -82,7 +82,11 @@ impl ClassHistogram {
         for (t, &l) in texts.iter().zip(labels) {
             let words = t.split_whitespace().count();
             let bin = LENGTH_EDGES.partition_point(|&e| e <= words) - 1;
-            if l == 1 { h.positive[bin] += 1 } else { h.negative[bin] += 1 }
+            if l == 1 {
+                h.positive[bin] += 1
+            } else {
+                h.negative[bin] += 1
+            }
         }
         h
     }
@@ -191,11 +195,7 @@ pub fn prepare(cfg: &DatasetConfig, loaded: &Loaded) -> Result<Prepared, DataErr
         let keep = classes.iter().map(Vec::len).min().unwrap_or(0);
         if keep == 0 {
             let empty = classes.iter().position(Vec::is_empty).unwrap_or(0);
-            return Err(unusable(format!(
-                "cannot balance by down-sampling: class {:?} has no example among {}",
-                loaded.classes.name(empty as u32),
-                idx.len()
-            )));
+            return Err(unusable(format!("cannot balance by down-sampling: class {:?} has no example among {}", loaded.classes.name(empty as u32), idx.len())));
         }
         let mut r = rng(seed, STREAM_BALANCE);
         let mut out = Vec::with_capacity(classes.len() * keep);

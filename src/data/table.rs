@@ -35,11 +35,8 @@ pub fn expand_paths(base: &Path, names: &[String]) -> Result<Vec<std::path::Path
         if name.contains(['*', '?', '[']) {
             let pattern = full.to_string_lossy().into_owned();
             let bad = |message: String| DataError::Malformed { path: full.clone(), pos: None, message };
-            let mut matched: Vec<std::path::PathBuf> = glob::glob(&pattern)
-                .map_err(|e| bad(format!("not a valid glob pattern: {e}")))?
-                .filter_map(Result::ok)
-                .filter(|p| p.is_file())
-                .collect();
+            let mut matched: Vec<std::path::PathBuf> =
+                glob::glob(&pattern).map_err(|e| bad(format!("not a valid glob pattern: {e}")))?.filter_map(Result::ok).filter(|p| p.is_file()).collect();
             matched.sort();
             if matched.is_empty() {
                 return Err(DataError::Missing { path: full, hint: "the pattern matches no file (paths are relative to the spec file's folder)".into() });
@@ -180,7 +177,12 @@ fn read_delimited(path: &Path, text: &str, delimiter: u8, quoting: bool, cols: &
             if quoting && lines.line_of(end.saturating_sub(1).max(start)) > line {
                 let at_end = text[end..].trim_end_matches(['\r', '\n']).is_empty();
                 if let Some(why) = stray_quote(&text[start..end], at_end, delimiter, (headers.len(), label_idx), labels) {
-                    ds.malformed(path, line, SkipReason::StrayQuote, format!("a quoted field opened on this line {why}; the row is skipped and reading goes on at the next line"));
+                    ds.malformed(
+                        path,
+                        line,
+                        SkipReason::StrayQuote,
+                        format!("a quoted field opened on this line {why}; the row is skipped and reading goes on at the next line"),
+                    );
                     match lines.start_after(line) {
                         Some(next) => {
                             base = next;
@@ -223,9 +225,7 @@ fn stray_quote(raw: &str, at_end: bool, delimiter: u8, shape: (usize, usize), la
     }
     let mut record = csv::StringRecord::new();
     let mut looks_like_row = |l: &str| {
-        matches!(reader(delimiter, true, l.as_bytes()).read_record(&mut record), Ok(true))
-            && record.len() == fields
-            && labels.plausible(&record[label_idx])
+        matches!(reader(delimiter, true, l.as_bytes()).read_record(&mut record), Ok(true)) && record.len() == fields && labels.plausible(&record[label_idx])
     };
     let between = &inner[..inner.len().saturating_sub(1)];
     let swallowed = between.iter().filter(|l| looks_like_row(l)).count();

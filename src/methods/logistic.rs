@@ -101,11 +101,7 @@ impl Logistic {
         let tolerance = s.tolerance * records.nrows() as f64;
         if classes == 2 {
             let dataset = Dataset::new(records, Array1::from_iter(targets.iter().map(|&y| y == 1)));
-            let model = LogisticRegression::default()
-                .alpha(alpha_scale / s.c)
-                .max_iterations(s.max_iterations)
-                .gradient_tolerance(tolerance)
-                .fit(&dataset)?;
+            let model = LogisticRegression::default().alpha(alpha_scale / s.c).max_iterations(s.max_iterations).gradient_tolerance(tolerance).fit(&dataset)?;
             Ok(Logistic::Binary(model))
         } else {
             let model = super::multinomial::fit(records.view(), &targets, classes, alpha_scale / s.c, s.max_iterations, tolerance);
@@ -167,7 +163,17 @@ mod tests {
         assert!((scale - 1.6).abs() < 1e-12);
         assert_eq!(class_multiplicity(&labels, 2, ClassWeight::None), (vec![1, 1], 1.0));
         // Three classes of 60, 30 and 10: weights 100/180, 100/90, 100/30 → 1, 2 and 6 copies.
-        let labels: Vec<u32> = (0..100).map(|i| if i < 60 { 0 } else if i < 90 { 1 } else { 2 }).collect();
+        let labels: Vec<u32> = (0..100)
+            .map(|i| {
+                if i < 60 {
+                    0
+                } else if i < 90 {
+                    1
+                } else {
+                    2
+                }
+            })
+            .collect();
         assert_eq!(class_multiplicity(&labels, 3, ClassWeight::Balanced).0, [1, 2, 6]);
     }
 
@@ -189,7 +195,11 @@ mod tests {
         let labels: Vec<u32> = (0..90).map(|i| (i % 3) as u32).collect();
         let z = Array2::from_shape_fn((90, 2), |(i, j)| {
             let a = 2.0 * std::f64::consts::PI * labels[i] as f64 / 3.0 + (i as f64 * 0.01);
-            if j == 0 { a.cos() } else { a.sin() }
+            if j == 0 {
+                a.cos()
+            } else {
+                a.sin()
+            }
         });
         let s = LogisticSettings { c: 10.0, class_weight: ClassWeight::None, max_iterations: 200, tolerance: 1e-6 };
         let model = Logistic::fit(&z, &labels, 3, &s).unwrap();

@@ -252,9 +252,8 @@ impl<'de> Visitor<'de> for MethodVisitor {
                 while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
                     buffered.insert(k, v);
                 }
-                let kind = buffered.remove("kind").ok_or_else(|| {
-                    de::Error::custom(format!("the method needs `kind` (one of: {})", METHOD_KINDS.join(", ")))
-                })?;
+                let kind =
+                    buffered.remove("kind").ok_or_else(|| de::Error::custom(format!("the method needs `kind` (one of: {})", METHOD_KINDS.join(", "))))?;
                 let kind: MethodKind = serde_json::from_value(kind).map_err(de::Error::custom)?;
                 let rest = serde_json::Value::Object(buffered);
                 Ok(match kind {

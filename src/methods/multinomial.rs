@@ -194,7 +194,11 @@ mod tests {
     fn converges_to_a_stationary_point() {
         let x = Array2::from_shape_fn((60, 2), |(i, j)| {
             let a = 2.0 * std::f64::consts::PI * (i % 3) as f64 / 3.0 + 0.3 * ((i * 7) as f64).sin();
-            if j == 0 { a.cos() } else { a.sin() }
+            if j == 0 {
+                a.cos()
+            } else {
+                a.sin()
+            }
         });
         let y: Vec<u32> = (0..60).map(|i| (i % 3) as u32).collect();
         let m = fit(x.view(), &y, 3, 1.0, 500, 1e-8);

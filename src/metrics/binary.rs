@@ -183,12 +183,7 @@ fn rates(cm: &[[u64; 2]; 2]) -> (f64, f64, f64, f64) {
 
 /// Iterates over groups of tied scores in descending order, yielding the weighted (positives, negatives)
 /// in each group and the group's score.
-fn tie_groups<'a>(
-    labels: &'a [bool],
-    probs: &'a [f64],
-    order: &'a [usize],
-    weights: &'a [u32],
-) -> impl Iterator<Item = (f64, f64, f64)> + 'a {
+fn tie_groups<'a>(labels: &'a [bool], probs: &'a [f64], order: &'a [usize], weights: &'a [u32]) -> impl Iterator<Item = (f64, f64, f64)> + 'a {
     let mut i = 0;
     std::iter::from_fn(move || {
         if i >= order.len() {
@@ -469,7 +464,12 @@ mod tests {
                     assert!(o <= s + 1e-12, "case {case} {goal:?}: {other} scores {o} > {s} at {t}");
                 }
                 // Of the candidates that score as well, the one nearest 0.5.
-                let nearest = candidates.iter().copied().filter(|&c| score_at(&labels, &probs, c, goal) == s).min_by(|a, b| (a - THRESHOLD).abs().total_cmp(&(b - THRESHOLD).abs())).unwrap();
+                let nearest = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&c| score_at(&labels, &probs, c, goal) == s)
+                    .min_by(|a, b| (a - THRESHOLD).abs().total_cmp(&(b - THRESHOLD).abs()))
+                    .unwrap();
                 assert!((t - THRESHOLD).abs() <= (nearest - THRESHOLD).abs() + 1e-12, "case {case} {goal:?}: {t} chosen, {nearest} ties nearer 0.5");
             }
         }
@@ -480,5 +480,4 @@ mod tests {
         // Already perfect at 0.5: 0.5 stays.
         assert_eq!(best_threshold(&labels, &[0.2, 0.3, 0.4, 0.8, 0.9], ThresholdGoal::F1), (THRESHOLD, 1.0));
     }
-
 }

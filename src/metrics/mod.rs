@@ -98,7 +98,9 @@ impl FloorMetric {
     pub fn value(self, scores: Scores<'_>) -> Option<f64> {
         match scores {
             Scores::Binary(m) => {
-                let per_class = || multiclass::per_class(&[vec![m.confusion_matrix[0][0], m.confusion_matrix[0][1]], vec![m.confusion_matrix[1][0], m.confusion_matrix[1][1]]]);
+                let per_class = || {
+                    multiclass::per_class(&[vec![m.confusion_matrix[0][0], m.confusion_matrix[0][1]], vec![m.confusion_matrix[1][0], m.confusion_matrix[1][1]]])
+                };
                 match self {
                     Self::Accuracy => Some(m.accuracy),
                     Self::Precision => Some(m.precision),

@@ -75,8 +75,10 @@ mod tests {
     use super::*;
 
     fn minilm() -> BertConfig {
-        serde_json::from_str(r#"{"hidden_size":384,"num_hidden_layers":6,"num_attention_heads":12,"intermediate_size":1536,
-            "vocab_size":30522,"max_position_embeddings":512,"type_vocab_size":2}"#)
+        serde_json::from_str(
+            r#"{"hidden_size":384,"num_hidden_layers":6,"num_attention_heads":12,"intermediate_size":1536,
+            "vocab_size":30522,"max_position_embeddings":512,"type_vocab_size":2}"#,
+        )
         .unwrap()
     }
 

@@ -102,7 +102,8 @@ fn counts(batches: &[Batch]) -> (usize, usize, usize) {
 
 /// The FLOPs of computing these batches, padded or packed.
 fn gflop(cfg: &BertConfig, batches: &[Batch], padded: bool, classifier: bool, adapters: Option<(usize, &[(usize, usize)])>, pass: Pass) -> f64 {
-    batches.iter().map(|b| ForwardFlops::of_batch(cfg, &b.ids.iter().map(Vec::len).collect::<Vec<_>>(), !padded, classifier, adapters).step(pass)).sum::<f64>() / 1e9
+    batches.iter().map(|b| ForwardFlops::of_batch(cfg, &b.ids.iter().map(Vec::len).collect::<Vec<_>>(), !padded, classifier, adapters).step(pass)).sum::<f64>()
+        / 1e9
 }
 
 fn measurement(workload: String, batching: Batching, timed: &[Batch], padded: bool, seconds: f64, gflop: f64) -> Measurement {

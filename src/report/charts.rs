@@ -2,8 +2,8 @@
 //! plotters escapes the text it writes, so labels from records are safe to embed.
 
 use plotters::coord::Shift;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::leaderboard::Row;
 use super::view::Variant;
@@ -361,7 +361,17 @@ pub fn curves(variants: &[&Variant<'_>], which: Curve) -> Result<String> {
         Curve::Roc => ("ROC curves (AUROC in the legend)", "false positive rate", "true positive rate"),
         Curve::PrecisionRecall => ("Precision–recall curves (average precision in the legend)", "recall", "precision"),
     };
-    lines(&Lines { title, x_desc, y_desc, series, x_range: (0.0, 1.0), y_range: (0.0, 1.0), diagonal: matches!(which, Curve::Roc), markers: false, integer_x: false })
+    lines(&Lines {
+        title,
+        x_desc,
+        y_desc,
+        series,
+        x_range: (0.0, 1.0),
+        y_range: (0.0, 1.0),
+        diagonal: matches!(which, Curve::Roc),
+        markers: false,
+        integer_x: false,
+    })
 }
 
 fn range_of(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
@@ -460,10 +470,7 @@ pub fn length_histogram(profile: &LengthProfile, class_names: (&str, &str)) -> R
         title: "Text length in words (share of each class, both splits)",
         y_desc: "share of the class",
         groups: groups[..last].to_vec(),
-        series: vec![
-            (class_names.0.to_string(), neg[..last].to_vec(), vec![None; last]),
-            (class_names.1.to_string(), pos[..last].to_vec(), vec![None; last]),
-        ],
+        series: vec![(class_names.0.to_string(), neg[..last].to_vec(), vec![None; last]), (class_names.1.to_string(), pos[..last].to_vec(), vec![None; last])],
         y_range: (0.0, top.max(0.01)),
         upright_labels: false,
     })
@@ -555,7 +562,11 @@ pub fn one_vs_rest_roc(label: &str, mut curves: Vec<(String, f64, Vec<(f64, f64)
     } else {
         format!("One-vs-rest ROC curves of {} (AUROC in the legend)", shorten(label, 40))
     };
-    let series = curves.into_iter().enumerate().map(|(i, (name, auc, points))| Series { label: format!("{} ({auc:.3})", shorten(&name, 19)), color: i, points }).collect();
+    let series = curves
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, auc, points))| Series { label: format!("{} ({auc:.3})", shorten(&name, 19)), color: i, points })
+        .collect();
     lines(&Lines {
         title: &title,
         x_desc: "false positive rate",

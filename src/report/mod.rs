@@ -146,9 +146,21 @@ pub struct Section<'a> {
 
 impl Section<'_> {
     pub fn charts(&self) -> impl Iterator<Item = &Chart> {
-        [&self.metrics, &self.per_class, &self.confusion, &self.roc, &self.pr, &self.loss, &self.epochs, &self.cost_time, &self.cost_params, &self.balance, &self.lengths]
-            .into_iter()
-            .flatten()
+        [
+            &self.metrics,
+            &self.per_class,
+            &self.confusion,
+            &self.roc,
+            &self.pr,
+            &self.loss,
+            &self.epochs,
+            &self.cost_time,
+            &self.cost_params,
+            &self.balance,
+            &self.lengths,
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -198,7 +210,12 @@ fn comparisons(plotted: &[&Variant<'_>]) -> Vec<Comparison> {
             let same_examples = a.split_key == b.split_key && right[i].len() == right[j].len() && right[i].iter().zip(&right[j]).all(|(x, y)| x.0 == y.0);
             if same_examples && !right[i].is_empty() {
                 let only = |r: &[(usize, bool)]| r.iter().map(|x| x.1).collect::<Vec<bool>>();
-                out.push(Comparison { first: a.label.clone(), second: b.label.clone(), examples: right[i].len(), test: stats::mcnemar(&only(&right[i]), &only(&right[j])) });
+                out.push(Comparison {
+                    first: a.label.clone(),
+                    second: b.label.clone(),
+                    examples: right[i].len(),
+                    test: stats::mcnemar(&only(&right[i]), &only(&right[j])),
+                });
             }
         }
     }
@@ -331,11 +348,10 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
         runs: DatasetRuns { name: String::new(), fingerprint: String::new(), variants: Vec::new(), failed: Vec::new() },
     };
     if !rows.is_empty() && multiclass {
-        s.metrics = chart(&name("metrics"), "Main metrics per method (macro averages over the classes), with 95% intervals.", charts::metric_bars(&labels, &rows))?;
-        let f1: Vec<(String, Vec<f64>)> = plotted
-            .iter()
-            .filter_map(|v| Some((v.label.clone(), v.first().multiclass.as_ref()?.per_class.iter().map(|c| c.f1).collect())))
-            .collect();
+        s.metrics =
+            chart(&name("metrics"), "Main metrics per method (macro averages over the classes), with 95% intervals.", charts::metric_bars(&labels, &rows))?;
+        let f1: Vec<(String, Vec<f64>)> =
+            plotted.iter().filter_map(|v| Some((v.label.clone(), v.first().multiclass.as_ref()?.per_class.iter().map(|c| c.f1).collect()))).collect();
         s.per_class = chart(&name("per-class"), "F1 per class.", charts::per_class_bars("F1 per class", "F1", &classes.names, f1, 1.0))?;
         if let Some(b) = best {
             let (label, r) = (&runs.variants[b].label, runs.variants[b].first());
@@ -351,7 +367,10 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
             let curves = one_vs_rest(r, &classes);
             if !curves.is_empty() {
                 let caption = if curves.len() > charts::ROC_CLASSES_DRAWN {
-                    format!("One-vs-rest ROC curves of the best method, for the {} classes with the lowest AUROC (every class's is in the table above).", charts::ROC_CLASSES_DRAWN)
+                    format!(
+                        "One-vs-rest ROC curves of the best method, for the {} classes with the lowest AUROC (every class's is in the table above).",
+                        charts::ROC_CLASSES_DRAWN
+                    )
                 } else {
                     "One-vs-rest ROC curves of the best method.".to_string()
                 };
@@ -377,12 +396,17 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
             s.loss = chart(&name("loss"), "Training loss of the trained methods.", charts::training_loss(loss))?;
         }
         if !epochs.is_empty() {
-            s.epochs = chart(&name("epochs"), &format!("{metric} on the evaluation split after each epoch (reported, not used to choose)."), charts::per_epoch(metric, epochs))?;
+            s.epochs = chart(
+                &name("epochs"),
+                &format!("{metric} on the evaluation split after each epoch (reported, not used to choose)."),
+                charts::per_epoch(metric, epochs),
+            )?;
         }
         let time: Vec<(String, f64, f64)> = labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.fit_s, r.f1.mean)).collect();
         let title = format!("{metric} against training time");
         s.cost_time = chart(&name("cost-time"), &format!("{title} (log scale)."), charts::cost_scatter(&title, "training time, seconds (log)", &time))?;
-        let params: Vec<(String, f64, f64)> = labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.trainable_parameters.unwrap_or(f64::NAN), r.f1.mean)).collect();
+        let params: Vec<(String, f64, f64)> =
+            labels.iter().zip(&rows).map(|(l, r)| (l.clone(), r.trainable_parameters.unwrap_or(f64::NAN), r.f1.mean)).collect();
         let title = format!("{metric} against trainable parameters");
         s.cost_params = chart(&name("cost-params"), &format!("{title} (log scale)."), charts::cost_scatter(&title, "trainable parameters (log)", &params))?;
     }
@@ -392,7 +416,11 @@ fn section<'a>(runs: DatasetRuns<'a>) -> Result<Section<'a>, ReportError> {
             let counts = |c: &crate::data::split::Counts| c.per_class.iter().map(|&n| n as f64).collect::<Vec<f64>>();
             let top = d.train.per_class.iter().chain(&d.eval.per_class).copied().max().unwrap_or(1) as f64 * 1.1;
             let series = vec![("training split".to_string(), counts(&d.train)), ("evaluation split".to_string(), counts(&d.eval))];
-            s.balance = chart(&name("balance"), "Examples per class in the split.", charts::per_class_bars("Examples per class", "examples", &classes.names, series, top))?;
+            s.balance = chart(
+                &name("balance"),
+                "Examples per class in the split.",
+                charts::per_class_bars("Examples per class", "examples", &classes.names, series, top),
+            )?;
         } else {
             let split = |c: &crate::data::split::Counts| (c.examples - c.positives, c.positives);
             s.balance = chart(&name("balance"), "Class balance of the split.", charts::class_balance(split(&d.train), split(&d.eval), cn))?;

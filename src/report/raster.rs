@@ -1,7 +1,6 @@
 //! PNG copies of the charts, for READMEs and slides: the SVG rasterised by resvg at twice its size,
 //! with the machine's fonts (text is left out where the machine has none).
 
-
 use resvg::{tiny_skia, usvg};
 
 /// Scale of the PNG against the SVG's nominal size (sharp on high-density screens).

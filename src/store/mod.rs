@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::split::DataSummary;
+use crate::data::ClassSet;
 use crate::environment::Environment;
 use crate::error::StoreError;
-use crate::data::ClassSet;
 use crate::metrics::multiclass::MulticlassMetrics;
 use crate::metrics::{Curves, Metrics, Scores};
 use crate::spec::RunConfig;
@@ -204,7 +204,11 @@ impl RunRecord {
                 return Err(format!("its metrics are not for its {k} classes"));
             }
         }
-        if self.class_predictions.iter().any(|p| p.label as usize >= k || p.probabilities.len() != k || p.probabilities.iter().any(|q| !(0.0..=1.0).contains(q))) {
+        if self
+            .class_predictions
+            .iter()
+            .any(|p| p.label as usize >= k || p.probabilities.len() != k || p.probabilities.iter().any(|q| !(0.0..=1.0).contains(q)))
+        {
             return Err(format!("a stored prediction is not {k} probabilities in [0, 1] with a class among the {k}"));
         }
         if let Some(m) = &self.metrics {
@@ -407,9 +411,7 @@ impl Store {
         };
         let paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
+            .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
             .collect();
         let parsed: Vec<Result<Option<RunRecord>, StoreError>> = paths.par_iter().map(|p| read_record(p)).collect();
         let (mut ok, mut bad) = (Vec::new(), Vec::new());

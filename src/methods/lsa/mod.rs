@@ -123,17 +123,18 @@ pub fn fit(p: &LsaParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<F
     let (tfidf, x) = Tfidf::fit_transform(train.texts, opts, &|| bar.inc(1));
     bar.finish_and_clear();
     if tfidf.vocabulary_size() == 0 {
-        return Err(MethodError::Numerical("the vocabulary is empty: no training document has a token of two or more word characters (check min_df / max_df)".into()));
+        return Err(MethodError::Numerical(
+            "the vocabulary is empty: no training document has a token of two or more word characters (check min_df / max_df)".into(),
+        ));
     }
     tracing::debug!(vocabulary = tfidf.vocabulary_size(), nnz = x.nnz(), seconds = started.elapsed().as_secs_f64(), "tf-idf fitted");
     let started = std::time::Instant::now();
 
     let bar = ctx.progress.bar(p.svd_iterations as u64 + 2, "truncated svd", "steps");
-    let svd = svd::fit(
-        &x,
-        &svd::SvdOptions { components: p.components, iterations: p.svd_iterations, oversamples: p.svd_oversamples, seed: ctx.seed },
-        &|| bar.inc(1),
-    )?;
+    let svd =
+        svd::fit(&x, &svd::SvdOptions { components: p.components, iterations: p.svd_iterations, oversamples: p.svd_oversamples, seed: ctx.seed }, &|| {
+            bar.inc(1)
+        })?;
     bar.finish_and_clear();
     if svd.n_components() < p.components {
         tracing::warn!(

@@ -165,9 +165,8 @@ mod tests {
     #[test]
     fn recovers_singular_values_of_a_low_rank_matrix() {
         // A = u1·s1·v1ᵀ + u2·s2·v2ᵀ with orthogonal patterns; singular values 5 and 2.
-        let rows: Vec<Vec<(u32, f64)>> = (0..40)
-            .map(|i| if i % 2 == 0 { vec![(0, 5.0 / 20f64.sqrt()), (1, 0.0)] } else { vec![(2, 2.0 / 20f64.sqrt())] })
-            .collect();
+        let rows: Vec<Vec<(u32, f64)>> =
+            (0..40).map(|i| if i % 2 == 0 { vec![(0, 5.0 / 20f64.sqrt()), (1, 0.0)] } else { vec![(2, 2.0 / 20f64.sqrt())] }).collect();
         let a = Csr::from_rows(rows, 4);
         let svd = fit(&a, &SvdOptions { components: 2, iterations: 3, oversamples: 2, seed: 1 }, &|| {}).unwrap();
         assert!((svd.singular_values[0] - 5.0).abs() < 1e-9, "{:?}", svd.singular_values);

@@ -94,11 +94,8 @@ impl Tfidf {
             .reduce(FxHashMap::default, |a, b| if a.len() >= b.len() { merge(a, b) } else { merge(b, a) });
         let n = texts.len();
         let max_df = (opts.max_df * n as f64).floor() as u32;
-        let mut terms: Vec<(String, u32, u64)> = counts
-            .into_iter()
-            .filter(|(_, (df, _))| *df as usize >= opts.min_df && *df <= max_df.max(1))
-            .map(|(t, (df, tf))| (t, df, tf))
-            .collect();
+        let mut terms: Vec<(String, u32, u64)> =
+            counts.into_iter().filter(|(_, (df, _))| *df as usize >= opts.min_df && *df <= max_df.max(1)).map(|(t, (df, tf))| (t, df, tf)).collect();
         if let Some(max) = opts.max_features {
             // Most frequent in the corpus first; ties alphabetically, as scikit-learn keeps them.
             terms.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));

@@ -26,7 +26,8 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ModelError + '_ {
 }
 
 fn save_tensors(tensors: Vec<(String, Tensor)>, path: &Path) -> Result<(), ModelError> {
-    let map: HashMap<String, Tensor> = tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?.contiguous()?))).collect::<Result<_, ModelError>>()?;
+    let map: HashMap<String, Tensor> =
+        tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?.contiguous()?))).collect::<Result<_, ModelError>>()?;
     candle_core::safetensors::save(&map, path)?;
     Ok(())
 }
@@ -89,8 +90,8 @@ pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, classe
 /// The backbone's config.json as a BertForSequenceClassification over the run's classes.
 fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
     let src = model.backbone.dir.join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&src).map_err(io(&src))?)
-        .map_err(|e| ModelError::Invalid { path: src.clone(), message: e.to_string() })?;
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&src).map_err(io(&src))?).map_err(|e| ModelError::Invalid { path: src.clone(), message: e.to_string() })?;
     config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
     let id2label: serde_json::Map<String, serde_json::Value> = classes.names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect();
     let label2id: serde_json::Map<String, serde_json::Value> = classes.names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect();

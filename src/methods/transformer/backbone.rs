@@ -44,10 +44,11 @@ pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
 }
 
 fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
-    ["model.safetensors", "pytorch_model.bin"].iter().map(|f| dir.join(f)).find(|p| p.is_file()).ok_or_else(|| ModelError::Missing {
-        path: dir.to_path_buf(),
-        hint: "the model folder has neither model.safetensors nor pytorch_model.bin".into(),
-    })
+    ["model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::Missing { path: dir.to_path_buf(), hint: "the model folder has neither model.safetensors nor pytorch_model.bin".into() })
 }
 
 fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, ModelError> {

@@ -20,7 +20,8 @@ use crate::methods::ClassProbabilities;
 fn saved_classes(dir: &std::path::Path) -> std::result::Result<usize, crate::error::ModelError> {
     let path = dir.join("config.json");
     let bytes = std::fs::read(&path).map_err(|source| crate::error::ModelError::Io { path: path.clone(), source })?;
-    let config: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| crate::error::ModelError::Invalid { path: path.clone(), message: e.to_string() })?;
+    let config: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| crate::error::ModelError::Invalid { path: path.clone(), message: e.to_string() })?;
     Ok(config.get("id2label").and_then(|m| m.as_object()).map_or(2, |m| m.len().max(2)))
 }
 
@@ -55,11 +56,8 @@ impl Classifier {
             Ok(lin)
         };
         let mut new_vars = Vec::new();
-        let pooler = if weights.has("pooler.dense.weight") {
-            Linear::load(&mut weights, "pooler.dense", h, h)?
-        } else {
-            fresh(h, "pooler.dense", &mut new_vars)?
-        };
+        let pooler =
+            if weights.has("pooler.dense.weight") { Linear::load(&mut weights, "pooler.dense", h, h)? } else { fresh(h, "pooler.dense", &mut new_vars)? };
         let head = fresh(classes, "classifier", &mut new_vars)?;
         let mut trainable = std::mem::take(&mut weights.vars);
         trainable.extend(new_vars);
@@ -71,7 +69,12 @@ impl Classifier {
     }
 
     /// Rebuilds a classifier saved by `artifact::save_finetuned` (a BertForSequenceClassification folder).
-    pub fn load_finetuned(dir: &std::path::Path, max_length: usize, pooling: Pooling, device: &Device) -> std::result::Result<Classifier, crate::error::ModelError> {
+    pub fn load_finetuned(
+        dir: &std::path::Path,
+        max_length: usize,
+        pooling: Pooling,
+        device: &Device,
+    ) -> std::result::Result<Classifier, crate::error::ModelError> {
         let (backbone, mut weights) = Backbone::load(dir, max_length, false, device)?;
         let h = backbone.encoder.config.hidden_size;
         let pooler = Linear::load(&mut weights, "pooler.dense", h, h)?;
@@ -146,7 +149,13 @@ impl Classifier {
 
     /// Class probabilities for tokenized texts, in length-sorted batches. For two classes the positive
     /// class's softmax output is kept as computed and the negative's is 1 − p.
-    pub fn predict_ids(&self, ids: &[Vec<u32>], batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> std::result::Result<ClassProbabilities, crate::error::ModelError> {
+    pub fn predict_ids(
+        &self,
+        ids: &[Vec<u32>],
+        batch_size: usize,
+        device: &Device,
+        on_batch: &dyn Fn(usize),
+    ) -> std::result::Result<ClassProbabilities, crate::error::ModelError> {
         let k = self.classes();
         let rows = super::embed::by_length(&self.backbone, ids, batch_size, device, on_batch, |tok, mask| {
             let logits = self.forward(tok, mask, &mut Mode::eval())?;

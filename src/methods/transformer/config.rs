@@ -53,7 +53,10 @@ impl BertConfig {
             });
         }
         if !matches!(cfg.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
-            return Err(ModelError::Invalid { path: path.to_path_buf(), message: format!("unsupported hidden_act {:?} (gelu, gelu_new, relu)", cfg.hidden_act) });
+            return Err(ModelError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("unsupported hidden_act {:?} (gelu, gelu_new, relu)", cfg.hidden_act),
+            });
         }
         Ok(cfg)
     }
@@ -73,7 +76,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("config.json");
         for heads in [0, 5] {
-            let json = format!(r#"{{"vocab_size": 10, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": {heads}, "intermediate_size": 64, "max_position_embeddings": 16}}"#);
+            let json = format!(
+                r#"{{"vocab_size": 10, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": {heads}, "intermediate_size": 64, "max_position_embeddings": 16}}"#
+            );
             std::fs::write(&path, json).unwrap();
             let err = BertConfig::load(&path).unwrap_err().to_string();
             assert!(err.contains(&format!("num_attention_heads {heads} must be at least 1 and divide hidden_size 32")), "{err}");

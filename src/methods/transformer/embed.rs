@@ -37,7 +37,14 @@ pub fn by_length<T: Clone + Default + Send>(
 }
 
 /// Embeddings [n, hidden] of already tokenized texts, row i for text i.
-pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_size: usize, device: &Device, on_batch: &dyn Fn(usize)) -> Result<Vec<Vec<f32>>, ModelError> {
+pub fn embed_ids(
+    backbone: &Backbone,
+    ids: &[Vec<u32>],
+    pooling: Pooling,
+    batch_size: usize,
+    device: &Device,
+    on_batch: &dyn Fn(usize),
+) -> Result<Vec<Vec<f32>>, ModelError> {
     by_length(backbone, ids, batch_size, device, on_batch, |tok, mask| {
         let hidden = backbone.encoder.forward(tok, mask, &mut Mode::eval())?;
         pool(&hidden, mask, pooling)?.to_device(&Device::Cpu)?.to_vec2()
@@ -48,7 +55,13 @@ pub fn embed_ids(backbone: &Backbone, ids: &[Vec<u32>], pooling: Pooling, batch_
 pub type IdsAndEmbeddings = (Vec<Vec<u32>>, Vec<Vec<f32>>);
 
 /// Convenience: tokenize and embed.
-pub fn embed_texts<S: AsRef<str>>(backbone: &Backbone, texts: &[S], pooling: Pooling, batch_size: usize, device: &Device) -> Result<IdsAndEmbeddings, ModelError> {
+pub fn embed_texts<S: AsRef<str>>(
+    backbone: &Backbone,
+    texts: &[S],
+    pooling: Pooling,
+    batch_size: usize,
+    device: &Device,
+) -> Result<IdsAndEmbeddings, ModelError> {
     let ids = backbone.tokenize(texts)?;
     let emb = embed_ids(backbone, &ids, pooling, batch_size, device, &|_| {})?;
     Ok((ids, emb))

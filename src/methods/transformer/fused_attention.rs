@@ -318,7 +318,11 @@ mod tests {
         let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
         let proj = Tensor::randn(0f32, 1.0, (2, 6, 8), &Device::Cpu).unwrap();
         for dropout in [None, Some((0.3, 11u64))] {
-            super::super::kernels::tests::check_gradients(&[q.clone(), k.clone(), v.clone()], |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, dropout).unwrap(), 2e-2);
+            super::super::kernels::tests::check_gradients(
+                &[q.clone(), k.clone(), v.clone()],
+                |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, dropout).unwrap(),
+                2e-2,
+            );
             let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout).unwrap();
             let g1 = (fused * &proj).unwrap().sum_all().unwrap().backward().unwrap();
             let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout);

@@ -98,7 +98,8 @@ impl CustomOp3 for LoraLinear {
                         with_data(&self.weight, "frozen weight", |w| {
                             let xd = self.dropped(x);
                             let h = self.low_rank(d, &xd, a);
-                            let (mut dx, mut da, mut db, mut dh) = (vec![0f32; d.rows * d.inp], vec![0f32; d.r * d.inp], vec![0f32; d.out * d.r], vec![0f32; d.rows * d.r]);
+                            let (mut dx, mut da, mut db, mut dh) =
+                                (vec![0f32; d.rows * d.inp], vec![0f32; d.r * d.inp], vec![0f32; d.out * d.r], vec![0f32; d.rows * d.r]);
                             // SAFETY (all products): every buffer has exactly the size its strides
                             // address (rows × in, r × in, out × r, rows × r, rows × out).
                             unsafe {
@@ -115,10 +116,14 @@ impl CustomOp3 for LoraLinear {
                                 product((d.rows, d.inp, d.out), dx.as_mut_ptr(), d.inp, false, (dy.as_ptr(), d.out, 1), (w.as_ptr(), d.inp, 1), true);
                             }
                             match self.dropout {
-                                None => unsafe { product((d.rows, d.inp, d.r), dx.as_mut_ptr(), d.inp, true, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) },
+                                None => unsafe {
+                                    product((d.rows, d.inp, d.r), dx.as_mut_ptr(), d.inp, true, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true)
+                                },
                                 Some((p, key)) => {
                                     let mut through = vec![0f32; d.rows * d.inp];
-                                    unsafe { product((d.rows, d.inp, d.r), through.as_mut_ptr(), d.inp, false, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) };
+                                    unsafe {
+                                        product((d.rows, d.inp, d.r), through.as_mut_ptr(), d.inp, false, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true)
+                                    };
                                     apply_mask_par(&through, &mut dx, key, p, true);
                                 }
                             }
@@ -172,7 +177,11 @@ mod tests {
             let fused = lora_linear(x.as_tensor(), &w, &bias, a.as_tensor(), b.as_tensor(), 2.0, dropout).unwrap();
             let reference = composed(x.as_tensor(), &w, &bias, a.as_tensor(), b.as_tensor(), 2.0, dropout);
             assert!(max_abs(&(&fused - &reference).unwrap()) < 1e-4, "dropout {dropout:?}");
-            super::super::kernels::tests::check_gradients(&[x.clone(), a.clone(), b.clone()], |t| lora_linear(&t[0], &w, &bias, &t[1], &t[2], 2.0, dropout).unwrap(), 2e-2);
+            super::super::kernels::tests::check_gradients(
+                &[x.clone(), a.clone(), b.clone()],
+                |t| lora_linear(&t[0], &w, &bias, &t[1], &t[2], 2.0, dropout).unwrap(),
+                2e-2,
+            );
             let g1 = (fused * &proj).unwrap().sum_all().unwrap().backward().unwrap();
             let g2 = (reference * &proj).unwrap().sum_all().unwrap().backward().unwrap();
             for (name, var) in [("x", &x), ("A", &a), ("B", &b)] {

@@ -31,7 +31,10 @@ pub fn resolve(id: &str) -> Result<PathBuf, ModelError> {
     if offline() {
         return Err(ModelError::Missing { path: where_, hint: format!("{id} is not in the local Hugging Face cache, and HF_HUB_OFFLINE is set") });
     }
-    let fail = |e: hf_hub::api::sync::ApiError| ModelError::Missing { path: where_.clone(), hint: format!("{id}: not in the local Hugging Face cache, and downloading it failed: {e}") };
+    let fail = |e: hf_hub::api::sync::ApiError| ModelError::Missing {
+        path: where_.clone(),
+        hint: format!("{id}: not in the local Hugging Face cache, and downloading it failed: {e}"),
+    };
     tracing::warn!("downloading {id} from the Hugging Face hub into {}", cache.path().display());
     let api = ApiBuilder::from_env().with_progress(false).build().map_err(fail)?;
     let repo = api.model(id.to_string());

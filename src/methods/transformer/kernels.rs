@@ -220,9 +220,7 @@ impl CustomOp3 for LayerNorm {
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, db) = with_data(x, "layer norm input", |x| {
-            with_data(w, "layer norm weight", |w| {
-                with_data(dy, "layer norm gradient", |dy| layer_norm_grad(dy, w, self.eps, |rows| Cow::Borrowed(&x[rows])))
-            })
+            with_data(w, "layer norm weight", |w| with_data(dy, "layer norm gradient", |dy| layer_norm_grad(dy, w, self.eps, |rows| Cow::Borrowed(&x[rows]))))
         })???;
         Ok((Some(tensor(dx, x.shape(), x)?), Some(tensor(dw, w.shape(), w)?), Some(tensor(db, w.shape(), w)?)))
     }

@@ -209,7 +209,10 @@ impl InplaceOp2 for AdamStep<'_> {
             candle_core::bail!("fused AdamW: {} weights, {} gradients, {} moments", w.len(), g.len(), m.len());
         }
         let h = self.h;
-        w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(|((w, g), (m, v))| adam_chunk(w, g, m, v, h));
+        w.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+            .for_each(|((w, g), (m, v))| adam_chunk(w, g, m, v, h));
         Ok(())
     }
 }

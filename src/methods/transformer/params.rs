@@ -22,7 +22,9 @@ impl DeviceChoice {
     pub fn resolve(self) -> Result<candle_core::Device, crate::error::ModelError> {
         let cuda = || {
             candle_core::Device::new_cuda(0).map_err(|e| {
-                crate::error::ModelError::Device(format!("device: cuda is not available ({e}); CUDA needs textbench built with `cargo build --release --features cuda` and a GPU"))
+                crate::error::ModelError::Device(format!(
+                    "device: cuda is not available ({e}); CUDA needs textbench built with `cargo build --release --features cuda` and a GPU"
+                ))
             })
         };
         match self {
@@ -258,7 +260,10 @@ impl TrainParams {
         }
         if let Some(es) = &self.early_stopping {
             if !(es.holdout > 0.0 && es.holdout < 0.5) {
-                return Err(("early_stopping", format!("early_stopping.holdout is {}; it is the fraction of the training split held out, in (0, 0.5)", es.holdout)));
+                return Err((
+                    "early_stopping",
+                    format!("early_stopping.holdout is {}; it is the fraction of the training split held out, in (0, 0.5)", es.holdout),
+                ));
             }
             if es.patience == Some(0) {
                 return Err(("early_stopping", "early_stopping.patience must be at least 1 (omit it to keep the best of all epochs)".into()));

@@ -289,7 +289,9 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     let device = p.device.resolve()?;
     let k = train.classes.len();
     if k != 2 && p.early_stopping.as_ref().is_some_and(|es| es.tune_threshold) {
-        return Err(MethodError::Unfit(format!("early_stopping.tune_threshold chooses a threshold on the positive class's probability; these data have {k} classes")));
+        return Err(MethodError::Unfit(format!(
+            "early_stopping.tune_threshold chooses a threshold on the positive class's probability; these data have {k} classes"
+        )));
     }
     let model = build(kind, p, k, ctx.models_dir, ctx.seed, &device)?;
     let all_ids = model.backbone.tokenize(train.texts)?;
@@ -344,7 +346,15 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             if !loss.is_finite() {
                 return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
             }
-            tracing::trace!(step, loss, grad_norm, positives = batch.iter().filter(|&&i| labels[i] == 1).count(), width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), groups = groups.len(), "step");
+            tracing::trace!(
+                step,
+                loss,
+                grad_norm,
+                positives = batch.iter().filter(|&&i| labels[i] == 1).count(),
+                width = seqs.iter().map(|s| s.len()).max().unwrap_or(0),
+                groups = groups.len(),
+                "step"
+            );
             step += 1;
             epoch_loss += loss;
             window_loss += loss;
@@ -352,7 +362,13 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             window_steps += 1;
             if step % p.log_every == 0 || step == total {
                 let n = window_steps as f64;
-                history.steps.push(StepLog { step, epoch, loss: window_loss / n, grad_norm: window_norm / n, lr: learning_rate(step - 1, total, warmup, p.lr) });
+                history.steps.push(StepLog {
+                    step,
+                    epoch,
+                    loss: window_loss / n,
+                    grad_norm: window_norm / n,
+                    lr: learning_rate(step - 1, total, warmup, p.lr),
+                });
                 (window_loss, window_norm, window_steps) = (0.0, 0.0, 0);
             }
             bar.inc(1);
