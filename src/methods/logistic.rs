@@ -205,10 +205,10 @@ mod tests {
         let model = Logistic::fit(&z, &labels, 3, &s).unwrap();
         let p = model.predict_proba(&z);
         assert_eq!(p.classes(), 3);
-        for i in 0..90 {
+        for (i, &label) in labels.iter().enumerate() {
             let row = p.row(i);
             assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-            assert_eq!(p.predicted(i), labels[i], "row {i}: {row:?}");
+            assert_eq!(p.predicted(i), label, "row {i}: {row:?}");
         }
         let (w, b) = model.coefficients();
         assert_eq!((w.len(), w[0].len(), b.len()), (3, 2, 3));

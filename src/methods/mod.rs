@@ -35,7 +35,7 @@ pub struct ClassProbabilities {
 
 impl ClassProbabilities {
     pub fn new(classes: usize, values: Vec<f64>) -> ClassProbabilities {
-        assert!(classes >= 2 && values.len() % classes == 0, "{} values for {classes} classes", values.len());
+        assert!(classes >= 2 && values.len().is_multiple_of(classes), "{} values for {classes} classes", values.len());
         ClassProbabilities { classes, values }
     }
 

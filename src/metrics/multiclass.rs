@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(m.per_class[2].auroc, None);
         close(m.per_class[2].precision, 0.0);
         close(m.averages.macro_recall, (0.5 + 0.5 + 0.0) / 3.0);
-        assert_eq!(m.macro_auroc.is_some(), true);
+        assert!(m.macro_auroc.is_some());
     }
 
     #[test]

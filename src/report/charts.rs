@@ -554,9 +554,16 @@ pub const ROC_CLASSES_DRAWN: usize = 8;
 
 /// One-vs-rest ROC curves of one method, a curve per class (AUROC in the legend); with more than
 /// [`ROC_CLASSES_DRAWN`] classes, those with the lowest AUROC.
-pub fn one_vs_rest_roc(label: &str, mut curves: Vec<(String, f64, Vec<(f64, f64)>)>) -> Result<String> {
+/// One class's one-vs-rest ROC curve.
+pub struct ClassCurve {
+    pub class: String,
+    pub auroc: f64,
+    pub points: Vec<(f64, f64)>,
+}
+
+pub fn one_vs_rest_roc(label: &str, mut curves: Vec<ClassCurve>) -> Result<String> {
     let title = if curves.len() > ROC_CLASSES_DRAWN {
-        curves.sort_by(|a, b| a.1.total_cmp(&b.1));
+        curves.sort_by(|a, b| a.auroc.total_cmp(&b.auroc));
         curves.truncate(ROC_CLASSES_DRAWN);
         format!("One-vs-rest ROC of {}: the {ROC_CLASSES_DRAWN} hardest classes", shorten(label, 30))
     } else {
@@ -565,7 +572,7 @@ pub fn one_vs_rest_roc(label: &str, mut curves: Vec<(String, f64, Vec<(f64, f64)
     let series = curves
         .into_iter()
         .enumerate()
-        .map(|(i, (name, auc, points))| Series { label: format!("{} ({auc:.3})", shorten(&name, 19)), color: i, points })
+        .map(|(i, c)| Series { label: format!("{} ({:.3})", shorten(&c.class, 19), c.auroc), color: i, points: c.points })
         .collect();
     lines(&Lines {
         title: &title,

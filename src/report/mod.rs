@@ -274,14 +274,14 @@ fn top_confusions(cm: &[Vec<u64>], classes: &ClassSet, n: usize) -> Vec<Confusio
 }
 
 /// One-vs-rest ROC curves of a multi-class run, from its stored class probabilities.
-fn one_vs_rest(r: &RunRecord, classes: &ClassSet) -> Vec<(String, f64, Vec<(f64, f64)>)> {
+fn one_vs_rest(r: &RunRecord, classes: &ClassSet) -> Vec<charts::ClassCurve> {
     (0..classes.len())
         .filter_map(|c| {
             let is_c: Vec<bool> = r.class_predictions.iter().map(|p| p.label as usize == c).collect();
             let score: Vec<f64> = r.class_predictions.iter().map(|p| p.probabilities[c]).collect();
-            let auc = crate::metrics::binary::auroc(&is_c, &score)?;
+            let auroc = crate::metrics::binary::auroc(&is_c, &score)?;
             let points = crate::metrics::binary::roc(&is_c, &score).iter().map(|p| (p.fpr, p.tpr)).collect();
-            Some((classes.name(c as u32).to_string(), auc, points))
+            Some(charts::ClassCurve { class: classes.name(c as u32).to_string(), auroc, points })
         })
         .collect()
 }
