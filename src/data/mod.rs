@@ -239,6 +239,20 @@ impl Dataset {
     }
 }
 
+/// Reads a file of one example a line (blank lines ignored): `row` turns each line into an example or a
+/// skipped row, given the dataset, the 1-based line number and the line.
+fn read_lines(path: &Path, encoding: Encoding, mut row: impl FnMut(&mut Dataset, usize, &str)) -> Result<Dataset, DataError> {
+    let text = read_file(path, encoding)?;
+    let mut ds = Dataset::new(path);
+    for (i, line) in text.lines().enumerate() {
+        if !line.trim().is_empty() {
+            ds.report.rows_read += 1;
+            row(&mut ds, i + 1, line);
+        }
+    }
+    Ok(ds)
+}
+
 /// Reads a whole file and decodes it as the spec declares.
 fn read_file(path: &Path, encoding: Encoding) -> Result<String, DataError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;

@@ -2,23 +2,12 @@
 
 use std::path::Path;
 
-use super::{read_file, Dataset, LabelMap, SkipReason};
+use super::{read_lines, Dataset, LabelMap, SkipReason};
 use crate::spec::Encoding;
 
 pub fn read(path: &Path, labels: &LabelMap, encoding: Encoding) -> Result<Dataset, crate::error::DataError> {
-    let text = read_file(path, encoding)?;
-    let mut ds = Dataset::new(path);
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        ds.report.rows_read += 1;
-        let Some((label, body)) = line.split_once('\t') else {
-            ds.malformed(path, line_no, SkipReason::NotARow, "no TAB between label and text".into());
-            continue;
-        };
-        ds.labelled(path, line_no, body.to_string(), label, labels);
-    }
-    Ok(ds)
+    read_lines(path, encoding, |ds, line_no, line| match line.split_once('\t') {
+        Some((label, body)) => ds.labelled(path, line_no, body.to_string(), label, labels),
+        None => ds.malformed(path, line_no, SkipReason::NotARow, "no TAB between label and text".into()),
+    })
 }

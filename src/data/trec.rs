@@ -4,32 +4,23 @@
 
 use std::path::Path;
 
-use super::{read_file, Dataset, LabelMap, SkipReason};
+use super::{read_lines, Dataset, LabelMap, SkipReason};
 use crate::spec::Encoding;
 
 pub const TRAIN_FILE: &str = "train_5500.label";
 pub const TEST_FILE: &str = "TREC_10.label";
 
 pub fn read(path: &Path, labels: &LabelMap, encoding: Encoding, fine: bool) -> Result<Dataset, crate::error::DataError> {
-    let text = read_file(path, encoding)?;
-    let mut ds = Dataset::new(path);
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        ds.report.rows_read += 1;
+    read_lines(path, encoding, |ds, line_no, line| {
         let Some((label, question)) = line.split_once(' ') else {
-            ds.malformed(path, line_no, SkipReason::NotARow, "expected `COARSE:fine question`, found no space after the label".into());
-            continue;
+            return ds.malformed(path, line_no, SkipReason::NotARow, "expected `COARSE:fine question`, found no space after the label".into());
         };
         let Some((coarse, _)) = label.split_once(':') else {
-            ds.malformed(path, line_no, SkipReason::NotARow, format!("expected a label `COARSE:fine`, found {:?}", label.chars().take(40).collect::<String>()));
-            continue;
+            let shown: String = label.chars().take(40).collect();
+            return ds.malformed(path, line_no, SkipReason::NotARow, format!("expected a label `COARSE:fine`, found {shown:?}"));
         };
         ds.labelled(path, line_no, question.trim().to_string(), if fine { label } else { coarse }, labels);
-    }
-    Ok(ds)
+    })
 }
 
 #[cfg(test)]
