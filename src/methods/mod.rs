@@ -1,18 +1,17 @@
 //! Methods: validated hyperparameters apart from fitted models, as in linfa. A method's parameters are
-//! a plain value deserialised from the spec; `fit` returns a separate [`Fitted`] model that predicts.
-//! A new method is one module plus one variant of [`MethodConfig`].
+//! a plain value deserialised from the spec, implementing [`Method`]; `fit` returns a separate
+//! [`Fitted`] model that predicts. A new method is one module and one line in [`registry`].
 
 pub mod logistic;
 pub mod lsa;
 pub mod multinomial;
+pub mod registry;
 pub mod transformer;
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+pub use registry::{MethodConfig, METHOD_KINDS};
 
 use crate::error::MethodError;
 use crate::progress::Progress;
@@ -141,128 +140,48 @@ pub trait Fitted: Send + Sync {
     }
 }
 
-/// A method and its hyperparameters, as written in a spec's `method:` section.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum MethodConfig {
-    Lsa(lsa::LsaParams),
-    Frozen(transformer::frozen::FrozenParams),
-    Finetune(transformer::params::TrainParams),
-    Lora(transformer::params::TrainParams),
+/// What the registry needs of each method's parameters ([`registry`]): checking them, finding what
+/// they need besides data, fitting, and loading a model a run saved. `kind` is the spec's name for the
+/// method (two kinds may share one parameter type: `finetune` and `lora`).
+pub trait Method {
+    /// Checks value ranges; on error returns the offending key and a message.
+    fn validate(&self, kind: &str) -> Result<(), (&'static str, String)>;
+    /// Checks that what the method needs besides data (a backbone folder, a device) is there, before any
+    /// run starts.
+    fn check_resources(&self, _models_dir: &Path) -> Result<(), crate::error::ModelError> {
+        Ok(())
+    }
+    fn fit(&self, kind: &str, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError>;
+    /// The model a run saved in `artifact` (for `bench predict`), or `None` for a method that keeps none.
+    fn load(&self, _kind: &str, _saved: &Saved<'_>) -> anyhow::Result<Option<Box<dyn Predictor>>> {
+        Ok(None)
+    }
+    /// The parameters as the resolved config keeps them (defaults a kind implies filled in).
+    fn resolved(self, _kind: &str) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
 }
 
-/// The method kinds, for messages.
-pub const METHOD_KINDS: &[&str] = &["lsa", "frozen", "finetune", "lora"];
+/// A saved model, as `bench predict` finds it.
+pub struct Saved<'a> {
+    /// The run's folder in the store.
+    pub artifact: &'a Path,
+    pub classes: &'a crate::data::ClassSet,
+    pub models_dir: &'a Path,
+    /// The SHA-256 of the backbone the run used, when it kept one.
+    pub backbone_sha256: Option<&'a str>,
+}
 
-impl MethodConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Lsa(_) => "lsa",
-            Self::Frozen(_) => "frozen",
-            Self::Finetune(_) => "finetune",
-            Self::Lora(_) => "lora",
-        }
-    }
-
-    /// Checks value ranges; on error returns the offending key and a message.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        match self {
-            Self::Lsa(p) => p.validate(),
-            Self::Frozen(p) => p.validate(),
-            Self::Finetune(p) => p.validate("finetune"),
-            Self::Lora(p) => p.validate("lora"),
-        }
-    }
-
-    /// Checks that what the method needs besides data (a backbone folder) is there, before any run starts.
-    pub fn check_resources(&self, models_dir: &Path) -> Result<(), crate::error::ModelError> {
-        match self {
-            Self::Lsa(_) => Ok(()),
-            Self::Frozen(p) => transformer_resources(&p.backbone, p.device, models_dir),
-            Self::Finetune(p) | Self::Lora(p) => transformer_resources(&p.backbone, p.device, models_dir),
-        }
-    }
-
-    pub fn fit(&self, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
-        match self {
-            Self::Lsa(p) => Ok(Box::new(lsa::fit(p, train, ctx)?)),
-            Self::Frozen(p) => Ok(Box::new(transformer::frozen::fit(p, train, ctx)?)),
-            Self::Finetune(p) => Ok(Box::new(transformer::train::fit("finetune", p, train, ctx)?)),
-            Self::Lora(p) => Ok(Box::new(transformer::train::fit("lora", p, train, ctx)?)),
-        }
-    }
+/// A loaded model that classifies new texts.
+pub trait Predictor {
+    fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities>;
 }
 
 /// A transformer method needs its device and its backbone folder.
 fn transformer_resources(backbone: &str, device: transformer::params::DeviceChoice, models_dir: &Path) -> Result<(), crate::error::ModelError> {
     device.resolve()?;
     transformer::backbone::locate(backbone, models_dir).map(|_| ())
-}
-
-/// Deserialises `{kind: lsa, <params>}`. When `kind` is the first key (as in every spec we write), the
-/// parameters are read straight from the YAML stream so that an unknown or mistyped parameter is reported
-/// at its own line and column; otherwise the section is buffered and read without positions.
-impl<'de> Deserialize<'de> for MethodConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(MethodVisitor)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum MethodKind {
-    Lsa,
-    Frozen,
-    Finetune,
-    Lora,
-}
-
-/// `kind: lora` always carries its LoRA settings in the resolved config (defaults when not written).
-fn lora_defaults(mut p: transformer::params::TrainParams) -> MethodConfig {
-    p.lora.get_or_insert_with(Default::default);
-    MethodConfig::Lora(p)
-}
-
-struct MethodVisitor;
-
-impl<'de> Visitor<'de> for MethodVisitor {
-    type Value = MethodConfig;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "a method mapping with `kind` (one of: {})", METHOD_KINDS.join(", "))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MethodConfig, A::Error> {
-        let first: Option<String> = map.next_key()?;
-        match first.as_deref() {
-            None => Err(de::Error::custom(format!("the method needs `kind` (one of: {})", METHOD_KINDS.join(", ")))),
-            Some("kind") => {
-                let kind: MethodKind = map.next_value()?;
-                let rest = de::value::MapAccessDeserializer::new(map);
-                Ok(match kind {
-                    MethodKind::Lsa => MethodConfig::Lsa(lsa::LsaParams::deserialize(rest)?),
-                    MethodKind::Frozen => MethodConfig::Frozen(transformer::frozen::FrozenParams::deserialize(rest)?),
-                    MethodKind::Finetune => MethodConfig::Finetune(transformer::params::TrainParams::deserialize(rest)?),
-                    MethodKind::Lora => lora_defaults(transformer::params::TrainParams::deserialize(rest)?),
-                })
-            }
-            Some(first) => {
-                let mut buffered = serde_json::Map::new();
-                buffered.insert(first.to_string(), map.next_value()?);
-                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
-                    buffered.insert(k, v);
-                }
-                let kind =
-                    buffered.remove("kind").ok_or_else(|| de::Error::custom(format!("the method needs `kind` (one of: {})", METHOD_KINDS.join(", "))))?;
-                let kind: MethodKind = serde_json::from_value(kind).map_err(de::Error::custom)?;
-                let rest = serde_json::Value::Object(buffered);
-                Ok(match kind {
-                    MethodKind::Lsa => MethodConfig::Lsa(serde_json::from_value(rest).map_err(de::Error::custom)?),
-                    MethodKind::Frozen => MethodConfig::Frozen(serde_json::from_value(rest).map_err(de::Error::custom)?),
-                    MethodKind::Finetune => MethodConfig::Finetune(serde_json::from_value(rest).map_err(de::Error::custom)?),
-                    MethodKind::Lora => lora_defaults(serde_json::from_value(rest).map_err(de::Error::custom)?),
-                })
-            }
-        }
-    }
 }

@@ -35,7 +35,7 @@ pub struct DatasetRuns<'a> {
 
 /// Order of the methods in tables and legends: the baseline first.
 fn kind_rank(kind: &str) -> usize {
-    ["lsa", "frozen", "finetune", "lora"].iter().position(|k| *k == kind).unwrap_or(usize::MAX)
+    crate::methods::METHOD_KINDS.iter().position(|k| *k == kind).unwrap_or(usize::MAX)
 }
 
 fn sweep_suffix(r: &RunRecord) -> String {

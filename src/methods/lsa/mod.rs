@@ -7,7 +7,7 @@ mod tfidf;
 use serde::{Deserialize, Serialize};
 
 use super::logistic::{ClassWeight, Logistic, LogisticSettings};
-use super::{ClassProbabilities, Examples, FitContext, Fitted};
+use super::{ClassProbabilities, Examples, FitContext, Fitted, Method};
 use crate::error::MethodError;
 use crate::progress::Progress;
 use tfidf::{Tfidf, TfidfOptions};
@@ -68,7 +68,7 @@ impl LsaParams {
         LogisticSettings { c: self.c, class_weight: self.class_weight, max_iterations: self.max_iterations, tolerance: self.tolerance }
     }
 
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    fn check_ranges(&self) -> Result<(), (&'static str, String)> {
         let [lo, hi] = self.ngram_range;
         if lo < 1 || hi < lo || hi > 5 {
             return Err(("ngram_range", format!("ngram_range is [{lo}, {hi}]; it must be [min, max] with 1 ≤ min ≤ max ≤ 5")));
@@ -96,6 +96,16 @@ impl LsaParams {
         }
         self.logistic().validate()?;
         Ok(())
+    }
+}
+
+impl Method for LsaParams {
+    fn validate(&self, _kind: &str) -> Result<(), (&'static str, String)> {
+        self.check_ranges()
+    }
+
+    fn fit(&self, _kind: &str, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
+        Ok(Box::new(fit(self, train, ctx)?))
     }
 }
 

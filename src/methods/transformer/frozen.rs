@@ -13,7 +13,7 @@ use super::embed::embed_ids;
 use super::encoder::Pooling;
 use crate::error::MethodError;
 use crate::methods::logistic::{ClassWeight, Logistic, LogisticSettings};
-use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted};
+use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted, Method, Predictor, Saved};
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,7 +57,7 @@ impl FrozenParams {
         LogisticSettings { c: self.c, class_weight: self.class_weight, max_iterations: self.max_iterations, tolerance: self.tolerance }
     }
 
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    fn check_ranges(&self) -> Result<(), (&'static str, String)> {
         super::params::validate_backbone(&self.backbone, self.max_length)?;
         if self.batch_size == 0 {
             return Err(("batch_size", "batch_size must be at least 1".into()));
@@ -100,6 +100,78 @@ fn embeddings(
     let dim = rows.first().map_or(0, Vec::len);
     let z = Array2::from_shape_fn((rows.len(), dim), |(i, j)| rows[i][j] as f64);
     Ok((z, cached, rate))
+}
+
+impl Method for FrozenParams {
+    fn validate(&self, _kind: &str) -> Result<(), (&'static str, String)> {
+        self.check_ranges()
+    }
+
+    fn check_resources(&self, models_dir: &std::path::Path) -> Result<(), crate::error::ModelError> {
+        crate::methods::transformer_resources(&self.backbone, self.device, models_dir)
+    }
+
+    fn fit(&self, _kind: &str, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
+        Ok(Box::new(fit(self, train, ctx)?))
+    }
+
+    fn load(&self, _kind: &str, saved: &Saved<'_>) -> anyhow::Result<Option<Box<dyn Predictor>>> {
+        Ok(Some(Box::new(SavedHead::load(self, saved)?)))
+    }
+}
+
+/// A frozen run's saved head on its backbone: two classes, σ(embedding·w + b) for the positive class;
+/// more, softmax(W·embedding + b).
+struct SavedHead {
+    params: FrozenParams,
+    backbone: Backbone,
+    /// One row per class score, in f64 as the head was fitted.
+    weights: Vec<Vec<f64>>,
+    bias: Vec<f64>,
+}
+
+impl SavedHead {
+    fn load(p: &FrozenParams, saved: &Saved<'_>) -> anyhow::Result<SavedHead> {
+        use anyhow::{bail, Context};
+        let dir = super::backbone::locate(&p.backbone, saved.models_dir)?;
+        let (backbone, _) = Backbone::load(&dir, p.max_length, false, &p.device.resolve()?)?;
+        if let Some(sha) = saved.backbone_sha256 {
+            if sha != backbone.fingerprint {
+                bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.fingerprint);
+            }
+        }
+        let path = saved.artifact.join("head.safetensors");
+        let head = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)?;
+        let (w, b) = (head.get("weight").context("head.safetensors has no weight")?, head.get("bias").context("head.safetensors has no bias")?);
+        let weights: Vec<Vec<f64>> = w.to_vec2::<f32>()?.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
+        let bias: Vec<f64> = b.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
+        let h = backbone.encoder.config.hidden_size;
+        if bias.len() != weights.len() || weights.iter().any(|r| r.len() != h) {
+            bail!("{}: the head's weight ({} rows) and bias ({}) do not fit the backbone's {h}-wide embeddings", path.display(), weights.len(), bias.len());
+        }
+        Ok(SavedHead { params: p.clone(), backbone, weights, bias })
+    }
+}
+
+impl Predictor for SavedHead {
+    fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities> {
+        let p = &self.params;
+        let (_, emb) = super::embed::embed_texts(&self.backbone, texts, p.pooling, p.batch_size, &p.device.resolve()?)?;
+        let logits = |e: &Vec<f32>| -> Vec<f64> {
+            self.weights.iter().zip(&self.bias).map(|(row, b)| e.iter().zip(row).map(|(&x, &w)| x as f64 * w).sum::<f64>() + b).collect()
+        };
+        Ok(if self.weights.len() == 1 {
+            ClassProbabilities::binary(emb.iter().map(|e| 1.0 / (1.0 + (-logits(e)[0]).exp())).collect())
+        } else {
+            let softmax = |z: Vec<f64>| {
+                let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = z.iter().map(|v| (v - top).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                e.into_iter().map(|v| v / sum).collect::<Vec<f64>>()
+            };
+            ClassProbabilities::new(self.weights.len(), emb.iter().flat_map(|e| softmax(logits(e))).collect())
+        })
+    }
 }
 
 pub fn fit(p: &FrozenParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedFrozen, MethodError> {

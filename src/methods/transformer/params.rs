@@ -238,7 +238,8 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
-    pub fn validate(&self, kind: &str) -> Result<(), (&'static str, String)> {
+    /// Checks value ranges for `kind` (finetune or lora).
+    pub fn check_ranges(&self, kind: &str) -> Result<(), (&'static str, String)> {
         let positive = |v: f64| v > 0.0 && v.is_finite();
         validate_backbone(&self.backbone, self.max_length)?;
         for (key, value) in [("epochs", self.epochs), ("batch_size", self.batch_size), ("log_every", self.log_every)] {

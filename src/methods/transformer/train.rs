@@ -17,7 +17,7 @@ use super::optim::{Optim, Settings};
 use super::params::{Bucketing, SelectBy, TrainParams};
 use crate::data::split;
 use crate::error::{MethodError, ModelError};
-use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted};
+use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted, Method, Predictor, Saved};
 use crate::metrics;
 use crate::progress::Progress;
 
@@ -283,6 +283,53 @@ pub fn build(kind: &str, p: &TrainParams, classes: usize, models_dir: &std::path
         model.add_lora(lora, seed, device).map_err(ModelError::from)?;
     }
     Ok(model)
+}
+
+impl Method for TrainParams {
+    fn validate(&self, kind: &str) -> Result<(), (&'static str, String)> {
+        self.check_ranges(kind)
+    }
+
+    fn check_resources(&self, models_dir: &std::path::Path) -> Result<(), ModelError> {
+        crate::methods::transformer_resources(&self.backbone, self.device, models_dir)
+    }
+
+    fn fit(&self, kind: &str, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
+        Ok(Box::new(fit(kind, self, train, ctx)?))
+    }
+
+    /// A fine-tuned model's Hugging Face folder; for LoRA, the classifier built as training built it
+    /// (same backbone, pooling, classes and adapters), given the saved adapter and head.
+    fn load(&self, kind: &str, saved: &Saved<'_>) -> anyhow::Result<Option<Box<dyn Predictor>>> {
+        let device = self.device.resolve()?;
+        let model = if kind == "lora" {
+            let model = build(kind, self, saved.classes.len(), saved.models_dir, 0, &device)?;
+            model.set_trainable(&super::artifact::load_lora_tensors(saved.artifact)?)?;
+            model
+        } else {
+            Classifier::load_finetuned(saved.artifact, self.max_length, self.pooling, &device)?
+        };
+        Ok(Some(Box::new(SavedClassifier { model, device })))
+    }
+
+    /// `kind: lora` always carries its LoRA settings in the resolved config (defaults when not written).
+    fn resolved(mut self, kind: &str) -> Self {
+        if kind == "lora" {
+            self.lora.get_or_insert_with(Default::default);
+        }
+        self
+    }
+}
+
+struct SavedClassifier {
+    model: Classifier,
+    device: Device,
+}
+
+impl Predictor for SavedClassifier {
+    fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities> {
+        Ok(self.model.predict_ids(&self.model.backbone.tokenize(texts)?, PREDICT_BATCH, &self.device, &|_| {})?)
+    }
 }
 
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
