@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::catalog;
 use crate::data::labels::{ClassRule, ClassValue, LabelMap};
 use crate::error::{Position, SpecError};
 use crate::methods::MethodConfig;
@@ -399,17 +400,16 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
     };
 
     // Column and label defaults per source; generic files must say which columns to read.
-    let (text_default, label_default, pos_default, neg_default): (Option<&str>, Option<&str>, &[&str], &[&str]) = match &source {
-        DataSource::Named { name: DatasetName::Sms, .. } => (None, None, &["spam"], &["ham"]),
-        DataSource::Named { name: DatasetName::SmsKaggle, .. } => (Some("v2"), Some("v1"), &["spam"], &["ham"]),
-        DataSource::Named { name: DatasetName::Enron, .. } => (None, None, &["spam"], &["ham"]),
-        DataSource::Named { name: DatasetName::Jigsaw, .. } => (Some("comment_text"), Some("toxic"), &["1"], &["0"]),
-        DataSource::Named { name: DatasetName::Newsgroups20 | DatasetName::Trec, .. } => (None, None, &[], &[]),
-        // Binary only when `positive`/`negative` are given (then as before: 1 and 0 by default).
-        DataSource::File { .. } => (None, None, &["1"], &["0"]),
+    // A named dataset's defaults come from the catalog. A generic file is binary only when
+    // `positive`/`negative` are given (then as before: 1 and 0 by default), and otherwise infers its classes.
+    let named = match &source {
+        DataSource::Named { name, .. } => Some(catalog::facts(*name)),
+        DataSource::File { .. } => None,
     };
+    let (text_default, label_default) = named.map_or((None, None), |f| (f.text_column, f.label_column));
+    let (pos_default, neg_default): (&[&str], &[&str]) = named.map_or((&["1"], &["0"]), |f| (f.positive, f.negative));
     // Without `positive`/`negative`, these infer their classes from the label values found.
-    let infers = matches!(source, DataSource::File { .. } | DataSource::Named { name: DatasetName::Newsgroups20 | DatasetName::Trec, .. });
+    let infers = named.is_none_or(|f| f.positive.is_empty());
     let text_column = d.text_column.or(text_default.map(|s| Names::One(s.to_string())));
     let label_column = d.label_column.or(label_default.map(String::from));
     let binary_given = d.positive.is_some() || d.negative.is_some();
@@ -429,21 +429,13 @@ fn resolve_dataset(d: DatasetSpec) -> Result<DatasetConfig, FieldError> {
             d.negative.map(OneOrMany::into_vec).unwrap_or_else(|| neg_default.iter().map(|s| s.to_string()).collect()),
         )
     };
-    let encoding = match (&source, d.encoding) {
-        (_, Some(e)) => e,
-        (DataSource::Named { name: DatasetName::SmsKaggle | DatasetName::Newsgroups20 | DatasetName::Trec, .. }, None) => Encoding::Latin1,
-        _ => Encoding::Utf8,
-    };
+    let encoding = d.encoding.or(named.map(|f| f.encoding)).unwrap_or_default();
     if d.fine_labels.is_some() && !matches!(source, DataSource::Named { name: DatasetName::Trec, .. }) {
         return err(&["dataset", "fine_labels"], "`fine_labels` applies only to the trec dataset".into());
     }
     let s = d.split;
     // The datasets with a split of their own use it unless the spec asks for another.
-    let own_test = match &source {
-        DataSource::Named { name: DatasetName::Trec, .. } => Some(crate::data::trec::TEST_FILE),
-        DataSource::Named { name: DatasetName::Newsgroups20, .. } => Some(crate::data::newsgroups::TEST_FOLDER),
-        _ => None,
-    };
+    let own_test = named.and_then(|f| f.own_test);
     let (validation, test_file) = match (s.validation, s.test_file, own_test) {
         (None, None, Some(own)) => (None, Some(own.to_string())),
         (None, None, None) => (Some(0.2), None),

@@ -48,7 +48,7 @@ fn survey(g: &GlobalArgs, progress: &Progress) -> Result<i32> {
             Err(e) => {
                 println!("{:<12}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  {}", name.as_str(), "missing", "-", "-", "-", "-", dir.display());
                 tracing::info!("{e}");
-                println!("             expects {}; {}", catalog::expected_files(name).join(", "), catalog::description(name));
+                println!("             expects {}; {}", catalog::facts(name).expected.join(", "), catalog::facts(name).description);
             }
         }
     }

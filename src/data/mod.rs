@@ -313,19 +313,20 @@ fn load_one(cfg: &DatasetConfig, loc: &DataLocation, test_file: Option<&str>, la
         DataSource::Named { name, path, parts } => {
             let dir = loc.data_dir.join(name.as_str());
             let hint = catalog::how_to_get(*name, &loc.data_dir);
-            let file = |default: &str| {
+            // The file to read: the test file, the spec's path, or the catalog's main file.
+            let file = || {
                 let p = match (test_file, path) {
                     (Some(t), _) => resolve(&dir, t),
                     (None, Some(p)) => resolve(&loc.data_dir, p),
-                    (None, None) => dir.join(default),
+                    (None, None) => dir.join(catalog::facts(*name).main_file),
                 };
                 existing(p, &hint)
             };
             match name {
-                DatasetName::Sms => sms::read(&file("SMSSpamCollection")?, labels, cfg.encoding)?,
-                DatasetName::SmsKaggle => table::read(&file("spam.csv")?, FileFormat::Csv, cfg.encoding, &cols(true), labels)?,
-                DatasetName::Jigsaw => table::read(&file("train.csv")?, FileFormat::Csv, cfg.encoding, &cols(false), labels)?,
-                DatasetName::Trec => trec::read(&file(trec::TRAIN_FILE)?, labels, cfg.encoding, cfg.fine_labels)?,
+                DatasetName::Sms => sms::read(&file()?, labels, cfg.encoding)?,
+                DatasetName::SmsKaggle => table::read(&file()?, FileFormat::Csv, cfg.encoding, &cols(true), labels)?,
+                DatasetName::Jigsaw => table::read(&file()?, FileFormat::Csv, cfg.encoding, &cols(false), labels)?,
+                DatasetName::Trec => trec::read(&file()?, labels, cfg.encoding, cfg.fine_labels)?,
                 DatasetName::Newsgroups20 => {
                     let base = path.as_ref().map_or(dir.clone(), |p| resolve(&loc.data_dir, p));
                     let split = test_file.unwrap_or(newsgroups::TRAIN_FOLDER);
