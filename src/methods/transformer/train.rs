@@ -14,7 +14,7 @@ use super::backbone::{locate, Backbone};
 use super::classifier::Classifier;
 use super::encoder::Mode;
 use super::optim::{Optim, Settings};
-use super::params::{Bucketing, SelectBy, TrainParams};
+use super::params::{Bucketing, EarlyStopping, SelectBy, TrainParams};
 use crate::data::split;
 use crate::error::{MethodError, ModelError};
 use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted, Method, Predictor, Saved};
@@ -332,6 +332,97 @@ impl Predictor for SavedClassifier {
     }
 }
 
+/// The epoch kept by early stopping: its number, held-out score, weights and held-out probabilities.
+struct BestEpoch {
+    epoch: usize,
+    score: f64,
+    weights: Vec<Tensor>,
+    probs: ClassProbabilities,
+}
+
+/// Early stopping: the part of the training split held out to judge each epoch, and the best epoch so far.
+struct EarlyStopper<'a> {
+    settings: &'a EarlyStopping,
+    ids: Vec<Vec<u32>>,
+    labels: Vec<u32>,
+    best: Option<BestEpoch>,
+    epochs_since_best: usize,
+}
+
+impl EarlyStopper<'_> {
+    /// Scores the model on the held-out examples after `epoch`, keeping a copy of its weights when it is
+    /// strictly better than every earlier epoch (on a tie the earlier, less trained, epoch is kept).
+    fn judge(&mut self, epoch: usize, trainer: &Trainer, device: &Device, seed: u64) -> Result<EvalLog, MethodError> {
+        let probs = trainer.model.predict_ids(&self.ids, PREDICT_BATCH, device, &|_| {})?;
+        let log = EvalLog::of(&self.labels, &probs, metrics::THRESHOLD, seed);
+        let score = log.score(self.settings.metric);
+        if self.best.as_ref().is_none_or(|b| score > b.score) {
+            let weights = trainer.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(ModelError::from)?;
+            self.best = Some(BestEpoch { epoch, score, weights, probs });
+            self.epochs_since_best = 0;
+        } else {
+            self.epochs_since_best += 1;
+        }
+        Ok(log)
+    }
+
+    /// Whether the patience has run out.
+    fn out_of_patience(&self) -> bool {
+        self.settings.patience.is_some_and(|n| self.epochs_since_best >= n)
+    }
+
+    /// Gives the model the best epoch's weights and, with `tune_threshold`, chooses the decision threshold
+    /// on the held-out data; both are written into the history.
+    fn restore_best(self, trainer: &Trainer, history: &mut History, seed: u64) -> Result<(), MethodError> {
+        let Some(best) = self.best else { return Ok(()) };
+        for (v, t) in trainer.vars.iter().zip(&best.weights) {
+            v.set(t).map_err(ModelError::from)?;
+        }
+        history.best_epoch = Some(best.epoch);
+        if let Some(goal) = Some(self.settings).filter(|es| es.tune_threshold).and_then(|es| es.threshold_goal()) {
+            let positive: Vec<bool> = self.labels.iter().map(|&y| y == 1).collect();
+            let (threshold, _) = metrics::best_threshold(&positive, &best.probs.positive(), goal);
+            tracing::info!(threshold, "decision threshold chosen on the held-out data");
+            history.threshold = Some(threshold);
+            history.holdout_at_threshold = Some(EvalLog::of(&self.labels, &best.probs, threshold, seed));
+        }
+        Ok(())
+    }
+}
+
+/// The examples training steps on: token ids and labels.
+struct TrainingSet {
+    ids: Vec<Vec<u32>>,
+    labels: Vec<u32>,
+}
+
+/// Holds out the early-stopping fraction of the training examples (stratified, under the seed): the
+/// examples kept for training, and the stopper judging on the rest.
+fn hold_out<'a>(p: &'a TrainParams, ids: Vec<Vec<u32>>, labels: &[u32], k: usize, seed: u64) -> Result<(TrainingSet, Option<EarlyStopper<'a>>), MethodError> {
+    let Some(es) = &p.early_stopping else { return Ok((TrainingSet { ids, labels: labels.to_vec() }, None)) };
+    let (fit_idx, held_idx) = split::holdout(labels, es.holdout, seed);
+    let take = |idx: &[usize]| TrainingSet { ids: idx.iter().map(|&i| ids[i].clone()).collect(), labels: idx.iter().map(|&i| labels[i]).collect() };
+    let held = take(&held_idx);
+    let mut seen = vec![false; k];
+    held.labels.iter().for_each(|&y| seen[y as usize] = true);
+    let held_classes = seen.iter().filter(|&&s| s).count();
+    if held_classes < 2 {
+        return Err(MethodError::Unfit(format!(
+            "early_stopping.holdout leaves {} held-out examples of {held_classes} class: at least two classes are needed to judge an epoch; raise the fraction",
+            held.labels.len()
+        )));
+    }
+    Ok((take(&fit_idx), Some(EarlyStopper { settings: es, ids: held.ids, labels: held.labels, best: None, epochs_since_best: 0 })))
+}
+
+/// The mean loss and gradient norm over the steps since the last history entry.
+#[derive(Default)]
+struct StepWindow {
+    loss: f64,
+    grad_norm: f64,
+    steps: usize,
+}
+
 pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedClassifier, MethodError> {
     let device = p.device.resolve()?;
     let k = train.classes.len();
@@ -341,28 +432,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         )));
     }
     let model = build(kind, p, k, ctx.models_dir, ctx.seed, &device)?;
-    let all_ids = model.backbone.tokenize(train.texts)?;
-    // With early stopping, part of the training split is held out to judge each epoch.
-    let (fit_idx, holdout_idx) = match &p.early_stopping {
-        Some(es) => split::holdout(train.labels, es.holdout, ctx.seed),
-        None => ((0..train.labels.len()).collect(), Vec::new()),
-    };
-    let ids: Vec<Vec<u32>> = fit_idx.iter().map(|&i| all_ids[i].clone()).collect();
-    let labels: Vec<u32> = fit_idx.iter().map(|&i| train.labels[i]).collect();
-    let holdout_ids: Vec<Vec<u32>> = holdout_idx.iter().map(|&i| all_ids[i].clone()).collect();
-    let holdout_labels: Vec<u32> = holdout_idx.iter().map(|&i| train.labels[i]).collect();
-    drop(all_ids);
-    let held_classes = {
-        let mut seen = vec![false; k];
-        holdout_labels.iter().for_each(|&y| seen[y as usize] = true);
-        seen.iter().filter(|&&s| s).count()
-    };
-    if p.early_stopping.is_some() && held_classes < 2 {
-        return Err(MethodError::Unfit(format!(
-            "early_stopping.holdout leaves {} held-out examples of {held_classes} class: at least two classes are needed to judge an epoch; raise the fraction",
-            holdout_labels.len()
-        )));
-    }
+    let (TrainingSet { ids, labels }, mut stopper) = hold_out(p, model.backbone.tokenize(train.texts)?, train.labels, k, ctx.seed)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let steps_per_epoch = ids.len().div_ceil(p.batch_size);
     let total = p.epochs * steps_per_epoch;
@@ -371,17 +441,14 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
     let mut trainer = Trainer::new(model, p, ctx.seed)?;
     let mut batch_rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     batch_rng.set_stream(1);
-    let mut history = History { holdout_examples: p.early_stopping.as_ref().map(|_| holdout_ids.len()), ..Default::default() };
-    // The best epoch so far: its number, score, weights and held-out probabilities.
-    let mut best: Option<(usize, f64, Vec<Tensor>, ClassProbabilities)> = None;
-    let mut epochs_since_best = 0usize;
+    let mut history = History { holdout_examples: stopper.as_ref().map(|s| s.ids.len()), ..Default::default() };
     let mut epochs_run = 0usize;
     let (mut real_tokens, mut padded_tokens, mut step) = (0usize, 0usize, 0usize);
     let mut train_seconds = 0.0;
     let bar = ctx.progress.bar(total as u64, format!("{kind} training"), "steps");
     for epoch in 1..=p.epochs {
         let started = Instant::now();
-        let (mut epoch_loss, mut window_loss, mut window_norm, mut window_steps) = (0.0, 0.0, 0.0, 0usize);
+        let (mut epoch_loss, mut window) = (0.0, StepWindow::default());
         let batches = make_batches(&lengths, p.batch_size, p.bucketing, &mut batch_rng);
         for batch in &batches {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
@@ -393,30 +460,17 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             if !loss.is_finite() {
                 return Err(MethodError::Numerical(format!("training loss became {loss} at step {step} (try a lower lr)")));
             }
-            tracing::trace!(
-                step,
-                loss,
-                grad_norm,
-                positives = batch.iter().filter(|&&i| labels[i] == 1).count(),
-                width = seqs.iter().map(|s| s.len()).max().unwrap_or(0),
-                groups = groups.len(),
-                "step"
-            );
+            tracing::trace!(step, loss, grad_norm, width = seqs.iter().map(|s| s.len()).max().unwrap_or(0), groups = groups.len(), "step");
             step += 1;
             epoch_loss += loss;
-            window_loss += loss;
-            window_norm += grad_norm;
-            window_steps += 1;
+            window.loss += loss;
+            window.grad_norm += grad_norm;
+            window.steps += 1;
             if step % p.log_every == 0 || step == total {
-                let n = window_steps as f64;
-                history.steps.push(StepLog {
-                    step,
-                    epoch,
-                    loss: window_loss / n,
-                    grad_norm: window_norm / n,
-                    lr: learning_rate(step - 1, total, warmup, p.lr),
-                });
-                (window_loss, window_norm, window_steps) = (0.0, 0.0, 0);
+                let n = window.steps as f64;
+                let lr = learning_rate(step - 1, total, warmup, p.lr);
+                history.steps.push(StepLog { step, epoch, loss: window.loss / n, grad_norm: window.grad_norm / n, lr });
+                window = StepWindow::default();
             }
             bar.inc(1);
         }
@@ -426,45 +480,22 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
             Some(m) => Some(EvalLog::of(m.labels, &predict(&trainer.model, m.texts, ctx.progress, &device)?, metrics::THRESHOLD, ctx.seed)),
             None => None,
         };
-        let holdout = match &p.early_stopping {
-            Some(es) => {
-                let probs = trainer.model.predict_ids(&holdout_ids, PREDICT_BATCH, &device, &|_| {})?;
-                let log = EvalLog::of(&holdout_labels, &probs, metrics::THRESHOLD, ctx.seed);
-                let score = log.score(es.metric);
-                // Strictly better only: on a tie the earlier (less trained) epoch is kept.
-                if best.as_ref().is_none_or(|(_, s, _, _)| score > *s) {
-                    let snapshot = trainer.vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>().map_err(ModelError::from)?;
-                    best = Some((epoch, score, snapshot, probs));
-                    epochs_since_best = 0;
-                } else {
-                    epochs_since_best += 1;
-                }
-                Some(log)
-            }
+        let holdout = match &mut stopper {
+            Some(s) => Some(s.judge(epoch, &trainer, &device, ctx.seed)?),
             None => None,
         };
-        tracing::info!(epoch, loss = epoch_loss / batches.len() as f64, eval = ?eval.as_ref().map(|e| e.accuracy), holdout = ?holdout.as_ref().map(|e| e.accuracy), "epoch done");
-        history.epochs.push(EpochLog { epoch, train_loss: epoch_loss / batches.len() as f64, seconds: started.elapsed().as_secs_f64(), eval, holdout });
-        let patience = p.early_stopping.as_ref().and_then(|es| es.patience);
-        if patience.is_some_and(|n| epochs_since_best >= n) && epoch < p.epochs {
+        let train_loss = epoch_loss / batches.len() as f64;
+        tracing::info!(epoch, loss = train_loss, eval = ?eval.as_ref().map(|e| e.accuracy), holdout = ?holdout.as_ref().map(|e| e.accuracy), "epoch done");
+        history.epochs.push(EpochLog { epoch, train_loss, seconds: started.elapsed().as_secs_f64(), eval, holdout });
+        if stopper.as_ref().is_some_and(EarlyStopper::out_of_patience) && epoch < p.epochs {
             tracing::info!(epoch, "early stopping: the held-out score has not improved");
             history.stopped_after = Some(epoch);
             break;
         }
     }
     bar.finish_and_clear();
-    if let Some((epoch, _, snapshot, probs)) = best {
-        for (v, t) in trainer.vars.iter().zip(&snapshot) {
-            v.set(t).map_err(ModelError::from)?;
-        }
-        history.best_epoch = Some(epoch);
-        if let Some(goal) = p.early_stopping.as_ref().filter(|es| es.tune_threshold).and_then(|es| es.threshold_goal()) {
-            let positive: Vec<bool> = holdout_labels.iter().map(|&y| y == 1).collect();
-            let (threshold, _) = metrics::best_threshold(&positive, &probs.positive(), goal);
-            tracing::info!(threshold, "decision threshold chosen on the held-out data");
-            history.threshold = Some(threshold);
-            history.holdout_at_threshold = Some(EvalLog::of(&holdout_labels, &probs, threshold, ctx.seed));
-        }
+    if let Some(s) = stopper {
+        s.restore_best(&trainer, &mut history, ctx.seed)?;
     }
     history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
     history.train_samples_per_s = (epochs_run * ids.len()) as f64 / train_seconds;
