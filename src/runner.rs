@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::data::labels::ClassRule;
 use crate::data::split::{prepare, Prepared};
 use crate::data::{self, DataLocation};
 use crate::environment::{self, Environment};
@@ -74,6 +75,9 @@ pub fn plan<'a>(specs: &'a [Spec], opts: &RunOptions, store: &Store, progress: &
                 let l = data::load(cfg, &loc, progress)?;
                 spinner.finish_and_clear();
                 tracing::info!(dataset = %cfg.display_name(), examples = l.main.len(), malformed = l.main.report.malformed_rows, "loaded");
+                if cfg.classes.is_some() {
+                    progress.println(class_line(&cfg.display_name(), &l.classes, matches!(cfg.classes, Some(ClassRule::Inferred))));
+                }
                 loaded.insert(key.clone(), (Arc::new(l), t.elapsed().as_secs_f64()));
             }
             let (l, load_s) = loaded[&key].clone();
@@ -277,6 +281,17 @@ fn remember_specs(store: &Store, job: &Job<'_, '_>) -> Result<(), crate::error::
         store.put(&record)?;
     }
     Ok(())
+}
+
+/// `trec: 6 classes (from the training data's labels): ABBR, DESC, …`: said once per dataset whose
+/// classes are not the binary positive/negative pair.
+fn class_line(name: &str, classes: &data::ClassSet, inferred: bool) -> String {
+    const SHOWN: usize = 12;
+    let names: Vec<&str> = classes.names.iter().take(SHOWN).map(String::as_str).collect();
+    let more = classes.len().saturating_sub(SHOWN);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let how = if inferred { " (the training data's label values)" } else { "" };
+    format!("{name}: {} classes{how}: {}{more}", classes.len(), names.join(", "))
 }
 
 /// `N rows skipped (reasons)` over the run's data files, when any were.
