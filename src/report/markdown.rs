@@ -12,13 +12,14 @@ pub fn markdown(report: &Report<'_>) -> String {
     let mut out = String::new();
     for s in &report.sections {
         out.push_str(&format!("### {}\n\n", cell(&s.title)));
-        out.push_str("| method | seeds | accuracy | precision | recall | F1 | AUROC | avg precision | trainable params | train time | samples/s |\n");
+        let names = super::leaderboard::metric_names(!s.classes.is_binary());
+        out.push_str(&format!("| method | seeds | {} | trainable params | train time | samples/s |\n", names.join(" | ")));
         out.push_str("|---|---:|---|---|---|---|---|---|---:|---:|---:|\n");
         for (i, (v, r)) in s.runs.variants.iter().zip(&s.rows).enumerate() {
             let stat = |st: &super::leaderboard::Stat| {
                 [fmt::value(st), fmt::spread(st), fmt::interval(st)].into_iter().filter(|x| !x.is_empty()).collect::<Vec<_>>().join(" ")
             };
-            let best = if s.best == Some(i) { " **(best F1)**" } else { "" };
+            let best = if s.best == Some(i) { format!(" **(best {})**", names[3]) } else { String::new() };
             out.push_str(&format!(
                 "| {}{best} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 cell(&v.label),
