@@ -56,9 +56,12 @@ pub fn check(specs: &[Spec], records: &[RunRecord]) -> Vec<CheckLine> {
                             Some(_) => Verdict::Fail,
                             None => Verdict::Missing,
                         };
-                        if value.is_none() && r.multiclass.is_some() {
-                            line.note =
-                                format!("{} is a two-class metric; this run has {} classes (use macro_f1, macro_auroc, …)", metric.as_str(), r.classes().len());
+                        if value.is_none() {
+                            line.note = if r.multiclass.is_some() {
+                                format!("{} is a two-class metric; this run has {} classes (use macro_f1, macro_auroc, …)", metric.as_str(), r.classes().len())
+                            } else {
+                                format!("{} applies to more than two classes; this run has two", metric.as_str())
+                            };
                         }
                     }
                 }

@@ -283,7 +283,7 @@ fn remember_specs(store: &Store, job: &Job<'_, '_>) -> Result<(), crate::error::
     Ok(())
 }
 
-/// `trec: 6 classes (from the training data's labels): ABBR, DESC, …`: said once per dataset whose
+/// `trec: 6 classes (the training data's label values): ABBR, DESC, …`: said once per dataset whose
 /// classes are not the binary positive/negative pair.
 fn class_line(name: &str, classes: &data::ClassSet, inferred: bool) -> String {
     const SHOWN: usize = 12;

@@ -165,3 +165,27 @@ fn several_files_joined_columns_mapped_classes_and_an_unknown_test_class() {
     assert_eq!(skipped["line"], 4);
     assert_eq!(r["multiclass"]["accuracy"], 1.0, "the two known questions are easy");
 }
+
+/// Floors take the k-class metrics' names; a two-class metric asked of a k-class run does not hold, and
+/// says which to use.
+#[test]
+fn floors_name_the_macro_metrics_and_refuse_binary_ones_on_k_classes() {
+    let sb = Sandbox::new();
+    let spec = format!(
+        "dataset:\n  format: csv\n  path: {}\n  text_column: text\n  label_column: topic\nmethod:\n  kind: lsa\n  components: 20\n  C: 10\n\
+         floors:\n  macro_f1: 0.9\n  weighted_f1: 0.9\n  macro_auroc: 0.9\n  top2_accuracy: 0.9\n",
+        topics_csv().display()
+    );
+    let path = sb.write("t.yaml", &spec);
+    sb.bench().args(["-q", "run"]).arg(&path).assert().success();
+    let out = sb.bench().args(["check"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("PASS").count(), 4, "{stdout}");
+
+    let bad = sb.write("b.yaml", spec.replace("  top2_accuracy: 0.9\n", "  f1: 0.9\n"));
+    let out = sb.bench().args(["check"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("f1 is a two-class metric; this run has 4 classes"), "{stdout}");
+}
