@@ -1,6 +1,7 @@
 use anyhow::Result;
 
 use crate::cli::{DatasetsAction, DatasetsArgs, FetchArgs, GlobalArgs, SplitArgs};
+use crate::data::labels::class_counts;
 use crate::data::split::prepare;
 use crate::data::{self, catalog, fetch, DataLocation};
 use crate::error::UsageError;
@@ -31,8 +32,7 @@ fn survey(g: &GlobalArgs, progress: &Progress) -> Result<i32> {
         match data::load(&default_config(name)?, &loc, progress) {
             Ok(l) => {
                 let d = &l.main;
-                let mut counts = vec![0usize; l.classes.len()];
-                d.labels.iter().for_each(|&y| counts[y as usize] += 1);
+                let counts = class_counts(&d.labels, l.classes.len());
                 let (smallest, of) = counts.iter().enumerate().min_by_key(|&(_, n)| *n).map_or((0, "-"), |(c, &n)| (n, l.classes.name(c as u32)));
                 println!(
                     "{:<12}  {:<8}  {:>7}  {:>9}  {:>9}  {:>9}  {}  (smallest: {of})",
@@ -102,8 +102,7 @@ fn export_split(args: &SplitArgs, g: &GlobalArgs, progress: &Progress) -> Result
     for (name, texts, labels) in [("train.jsonl", &prepared.train_texts, &prepared.train_labels), ("eval.jsonl", &prepared.eval_texts, &prepared.eval_labels)] {
         let dest = args.out.join(name);
         fetch::write_atomically(&args.out, &dest, &jsonl(texts, labels, &prepared.classes))?;
-        let mut counts = vec![0usize; prepared.classes.len()];
-        labels.iter().for_each(|&y| counts[y as usize] += 1);
+        let counts = class_counts(labels, prepared.classes.len());
         let by_class: Vec<String> = prepared.classes.names.iter().zip(&counts).map(|(n, c)| format!("{c} {n}")).collect();
         println!("{}: {} examples ({})", dest.display(), texts.len(), by_class.join(", "));
     }

@@ -177,6 +177,13 @@ impl LabelMap {
     }
 }
 
+/// How many of `labels` fall in each of `classes` classes.
+pub fn class_counts(labels: &[u32], classes: usize) -> Vec<usize> {
+    let mut counts = vec![0; classes];
+    labels.iter().for_each(|&y| counts[y as usize] += 1);
+    counts
+}
+
 /// Sorts inferred class names: numerically when every one is an integer (so `2` comes before `10`),
 /// as text otherwise. Returns the names in order.
 pub fn sorted_names(mut names: Vec<String>) -> Vec<String> {

@@ -24,10 +24,7 @@ pub struct Counts {
 
 impl Counts {
     fn of(labels: &[u32], classes: usize) -> Self {
-        let mut per_class = vec![0; classes];
-        for &y in labels {
-            per_class[y as usize] += 1;
-        }
+        let per_class = super::labels::class_counts(labels, classes);
         if classes == 2 {
             Counts { examples: labels.len(), positives: per_class[1], per_class: vec![] }
         } else {

@@ -60,8 +60,7 @@ fn class_multiplicity(labels: &[u32], classes: usize, weight: ClassWeight) -> (V
     match weight {
         ClassWeight::None => (vec![1; classes], 1.0),
         ClassWeight::Balanced => {
-            let mut counts = vec![0usize; classes];
-            labels.iter().for_each(|&y| counts[y as usize] += 1);
+            let counts = crate::data::labels::class_counts(labels, classes);
             let n = labels.len() as f64;
             let weights: Vec<f64> = counts.iter().map(|&c| n / (classes as f64 * c.max(1) as f64)).collect();
             let common = weights.iter().copied().fold(f64::INFINITY, f64::min);

@@ -10,7 +10,7 @@
 //! products per evaluation (X·W and Xᵀ·(P − Y)), and a backtracking line search usually accepts the first
 //! step. Every operation has a fixed order, so the result does not depend on the number of threads.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut1, Axis, Zip};
 
 /// The L-BFGS memory (scipy's default).
 const MEMORY: usize = 10;
@@ -148,16 +148,19 @@ pub fn fit<'a>(x: ArrayView2<'a, f64>, y: &'a [u32], classes: usize, alpha: f64,
     Multinomial { weights, intercepts, iterations }
 }
 
+/// Turns one row of logits into probabilities, shifted by its largest value so that exp cannot overflow.
+pub fn softmax_in_place(mut row: ArrayViewMut1<'_, f64>) {
+    let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    row.mapv_inplace(|v| (v - top).exp());
+    let sum = row.sum();
+    row.mapv_inplace(|v| v / sum);
+}
+
 impl Multinomial {
     /// Class probabilities of the rows of `x` (n × k, rows summing to 1).
     pub fn predict_proba(&self, x: &Array2<f64>) -> Array2<f64> {
         let mut z = x.dot(&self.weights) + &self.intercepts;
-        for mut row in z.axis_iter_mut(Axis(0)) {
-            let top = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            row.mapv_inplace(|v| (v - top).exp());
-            let sum = row.sum();
-            row.mapv_inplace(|v| v / sum);
-        }
+        z.axis_iter_mut(Axis(0)).for_each(softmax_in_place);
         z
     }
 

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{percentile, resample_counts, Interval};
+use super::{interval, resample_counts, Interval};
 
 /// The default decision threshold on the positive-class probability.
 pub const THRESHOLD: f64 = 0.5;
@@ -316,10 +316,6 @@ fn bootstrap(labels: &[bool], probs: &[f64], order: &[usize], threshold: f64, se
             (acc, f1, weighted_auroc(labels, probs, order, &counts))
         })
         .collect();
-    let interval = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        Interval { low: percentile(&v, 2.5), high: percentile(&v, 97.5) }
-    };
     Intervals {
         confidence: 0.95,
         resamples: BOOTSTRAP_RESAMPLES,

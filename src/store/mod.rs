@@ -73,7 +73,7 @@ pub struct ClassPrediction {
 impl ClassPrediction {
     pub fn new(index: usize, label: u32, probabilities: &[f64], text: &str) -> ClassPrediction {
         let wrong = crate::methods::argmax(probabilities) != label;
-        let text = wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect());
+        let text = mistake_excerpt(wrong, text);
         ClassPrediction { index, label, probabilities: probabilities.to_vec(), text }
     }
 
@@ -85,11 +85,16 @@ impl ClassPrediction {
 /// Characters of a misclassified example's text kept in its record.
 pub const MISTAKE_EXCERPT_CHARS: usize = 400;
 
+/// The start of a text, kept only when the run got it wrong.
+fn mistake_excerpt(wrong: bool, text: &str) -> Option<String> {
+    wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect())
+}
+
 impl Prediction {
     /// A prediction at the run's decision threshold, with the text's start kept when it is wrong.
     pub fn new(index: usize, label: bool, probability: f64, threshold: f64, text: &str) -> Prediction {
         let wrong = crate::metrics::predicts_positive(probability, threshold) != label;
-        let text = wrong.then(|| text.chars().take(MISTAKE_EXCERPT_CHARS).collect());
+        let text = mistake_excerpt(wrong, text);
         Prediction { index, label, probability, text }
     }
 }

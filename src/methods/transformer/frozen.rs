@@ -163,11 +163,9 @@ impl Predictor for SavedHead {
         Ok(if self.weights.len() == 1 {
             ClassProbabilities::binary(emb.iter().map(|e| 1.0 / (1.0 + (-logits(e)[0]).exp())).collect())
         } else {
-            let softmax = |z: Vec<f64>| {
-                let top = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = z.iter().map(|v| (v - top).exp()).collect();
-                let sum: f64 = e.iter().sum();
-                e.into_iter().map(|v| v / sum).collect::<Vec<f64>>()
+            let softmax = |mut z: Vec<f64>| {
+                crate::methods::multinomial::softmax_in_place((&mut z[..]).into());
+                z
             };
             ClassProbabilities::new(self.weights.len(), emb.iter().flat_map(|e| softmax(logits(e))).collect())
         })

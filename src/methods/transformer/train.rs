@@ -403,9 +403,7 @@ fn hold_out<'a>(p: &'a TrainParams, ids: Vec<Vec<u32>>, labels: &[u32], k: usize
     let (fit_idx, held_idx) = split::holdout(labels, es.holdout, seed);
     let take = |idx: &[usize]| TrainingSet { ids: idx.iter().map(|&i| ids[i].clone()).collect(), labels: idx.iter().map(|&i| labels[i]).collect() };
     let held = take(&held_idx);
-    let mut seen = vec![false; k];
-    held.labels.iter().for_each(|&y| seen[y as usize] = true);
-    let held_classes = seen.iter().filter(|&&s| s).count();
+    let held_classes = crate::data::labels::class_counts(&held.labels, k).iter().filter(|&&n| n > 0).count();
     if held_classes < 2 {
         return Err(MethodError::Unfit(format!(
             "early_stopping.holdout leaves {} held-out examples of {held_classes} class: at least two classes are needed to judge an epoch; raise the fraction",
