@@ -152,36 +152,6 @@ impl<'a> Scores<'a> {
             Scores::Multiclass(m) => m.macro_auroc.unwrap_or(f64::NAN),
         }
     }
-
-    pub fn log_loss(self) -> f64 {
-        match self {
-            Scores::Binary(m) => m.log_loss,
-            Scores::Multiclass(m) => m.log_loss,
-        }
-    }
-
-    pub fn examples(self) -> usize {
-        match self {
-            Scores::Binary(m) => m.examples,
-            Scores::Multiclass(m) => m.examples,
-        }
-    }
-
-    /// The 95% intervals of accuracy and of the headline F1.
-    pub fn intervals(self) -> (Interval, Interval) {
-        match self {
-            Scores::Binary(m) => (m.intervals.accuracy, m.intervals.f1),
-            Scores::Multiclass(m) => (m.intervals.accuracy, m.intervals.macro_f1),
-        }
-    }
-
-    /// The confusion matrix, rows the true class, columns the prediction.
-    pub fn confusion(self) -> Vec<Vec<u64>> {
-        match self {
-            Scores::Binary(m) => m.confusion_matrix.iter().map(|r| r.to_vec()).collect(),
-            Scores::Multiclass(m) => m.confusion_matrix.clone(),
-        }
-    }
 }
 
 #[cfg(test)]
