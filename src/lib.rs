@@ -11,6 +11,8 @@ pub mod environment;
 pub mod error;
 pub mod methods;
 pub mod metrics;
+pub mod models;
+pub mod nn;
 pub mod perf;
 pub mod progress;
 pub mod report;

@@ -10,11 +10,10 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor, Var};
-use textbench::methods::transformer::backbone::Backbone;
-use textbench::methods::transformer::classifier::Classifier;
-use textbench::methods::transformer::encoder::{Mode, Pooling};
-use textbench::methods::transformer::params::{LoraSettings, LoraTarget, TrainParams};
-use textbench::methods::transformer::train;
+use textbench::methods::tune::classifier::Classifier;
+use textbench::methods::tune::params::{LoraSettings, TrainParams};
+use textbench::methods::tune::trainer as train;
+use textbench::nn::{Mode, Pooling};
 
 fn reference() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/minilm-gradients.json");
@@ -44,8 +43,7 @@ fn fill(var: &Var, scale: f64, phase: f64) {
 /// The sequence classifier with its head set by formula; the backbone trainable or frozen (LoRA).
 fn classifier(trainable_backbone: bool) -> Classifier {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/models/all-MiniLM-L6-v2");
-    let (backbone, weights) = Backbone::load(&dir, 128, trainable_backbone, &Device::Cpu).unwrap();
-    let model = Classifier::new(backbone, weights, Pooling::Cls, 2, 0, &Device::Cpu).unwrap();
+    let model = Classifier::new(&dir, 128, trainable_backbone, Pooling::Cls, 2, 0, &Device::Cpu).unwrap();
     fill(&trainable(&model, "classifier.weight"), 0.02, 0.5);
     model
 }
@@ -64,9 +62,9 @@ fn batch_loss(model: &Classifier, batch: &(Tensor, Tensor, Tensor), mode: &mut M
 fn reference_batch(model: &Classifier, r: &serde_json::Value) -> (Tensor, Tensor, Tensor) {
     let texts: Vec<String> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     let labels: Vec<u32> = r["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as u32).collect();
-    let ids = model.backbone.tokenize(&texts).unwrap();
+    let ids = model.checkpoint.tokenize(&texts).unwrap();
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let (tok, mask) = model.backbone.batch(&refs, &Device::Cpu).unwrap();
+    let (tok, mask) = model.checkpoint.batch(&refs, &Device::Cpu).unwrap();
     (tok, mask, Tensor::new(labels.as_slice(), &Device::Cpu).unwrap())
 }
 
@@ -117,8 +115,7 @@ fn a_finetuning_step_gives_pytorchs_gradients() {
 /// encoder target, set by formula as benches/torch_gradients.py sets them.
 fn lora_classifier(dropout: f64) -> Classifier {
     let mut model = classifier(false);
-    let targets = LoraTarget::ENCODER.to_vec();
-    model.add_lora(&LoraSettings { rank: 8, alpha: 16.0, dropout, targets }, 0, &Device::Cpu).unwrap();
+    model.add_lora(&LoraSettings { rank: 8, alpha: 16.0, dropout, ..Default::default() }, 0, &Device::Cpu).unwrap();
     for (name, var) in &model.trainable {
         if name.contains(".lora_A.") {
             fill(var, 0.05, 0.3);
@@ -147,7 +144,7 @@ fn assert_trajectory_matches(model: &Classifier, section: &str) {
         assert!((train::learning_rate(s, steps, warmup, peak) - lr).abs() < 1e-15, "{section}: schedule at step {s}");
     }
 
-    let mut optim = train::optimizer(&model.trainable, &TrainParams::default()).unwrap();
+    let mut optim = train::optimizer(&model.trainable, model.checkpoint.family.decays, &TrainParams::default()).unwrap();
     let batch = reference_batch(model, &r);
     let mut worst = (0f64, 0f64);
     for s in 0..steps {

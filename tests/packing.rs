@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use textbench::methods::transformer::backbone::Backbone;
-use textbench::methods::transformer::encoder::Mode;
+use textbench::models::Backbone;
+use textbench::nn::Mode;
 
 fn max_abs(t: &Tensor) -> f32 {
     t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
@@ -16,30 +16,30 @@ fn max_abs(t: &Tensor) -> f32 {
 fn packed_and_padded_batches_agree_on_real_positions_and_on_every_gradient() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/models/all-MiniLM-L6-v2"));
     let dev = Device::Cpu;
-    let (mut backbone, weights) = Backbone::load(dir, 64, true, &dev).unwrap();
+    let mut backbone = Backbone::load(dir, 64, true, &dev).unwrap();
+    let vars = backbone.trainable.clone();
     // Lengths 4 to 20 tokens: most of the batch is padding for the short ones.
     let texts = ["hi", "win a free prize now, reply YES to claim your reward before midnight tonight", "see you at lunch", "ok"];
-    let ids = backbone.tokenize(&texts).unwrap();
+    let ids = backbone.checkpoint.tokenize(&texts).unwrap();
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let (tok, mask) = backbone.batch(&refs, &dev).unwrap();
+    let (tok, mask) = backbone.checkpoint.batch(&refs, &dev).unwrap();
     let (b, t) = mask.dims2().unwrap();
     // A loss over every real position and dimension (padding masked out), with a fixed projection.
     let real = mask.to_dtype(candle_core::DType::F32).unwrap().reshape((b, t, 1)).unwrap();
     let proj = Tensor::randn(0f32, 1.0, (b, t, 384), &dev).unwrap().broadcast_mul(&real).unwrap();
     let mut run = |packing: bool| {
-        backbone.encoder.packing = packing;
+        backbone.encoder.set_packing(packing);
         let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval()).unwrap();
         let hidden = hidden.broadcast_mul(&real).unwrap();
         let grads = (&hidden * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-        let grads: Vec<Tensor> =
-            weights.vars.iter().map(|(name, v)| grads.get(v.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}")).clone()).collect();
+        let grads: Vec<Tensor> = vars.iter().map(|(name, v)| grads.get(v.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}")).clone()).collect();
         (hidden, grads)
     };
     let (packed, packed_grads) = run(true);
     let (padded, padded_grads) = run(false);
     let diff = max_abs(&(&packed - &padded).unwrap());
     assert!(diff < 1e-5, "hidden states differ by {diff} at real positions");
-    for ((name, _), (a, b)) in weights.vars.iter().zip(packed_grads.iter().zip(&padded_grads)) {
+    for ((name, _), (a, b)) in vars.iter().zip(packed_grads.iter().zip(&padded_grads)) {
         let (diff, size) = (max_abs(&(a - b).unwrap()), max_abs(b));
         assert!(diff <= 1e-4 * (1.0 + size), "{name}: gradients differ by {diff} (largest {size})");
     }

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use candle_core::Device;
-use textbench::methods::transformer::backbone::Backbone;
-use textbench::methods::transformer::embed::embed_texts;
-use textbench::methods::transformer::encoder::Pooling;
+use textbench::models::embed::embed_texts;
+use textbench::models::Backbone;
+use textbench::nn::Pooling;
 
 fn shared() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared"))
@@ -23,7 +23,7 @@ fn minilm_matches_pytorch() {
     let texts: Vec<&str> = reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     assert_eq!(texts.len(), 32);
     let max_length = reference["max_length"].as_u64().unwrap() as usize;
-    let (backbone, _) = Backbone::load(&shared().join("models/all-MiniLM-L6-v2"), max_length, false, &Device::Cpu).unwrap();
+    let backbone = Backbone::load(&shared().join("models/all-MiniLM-L6-v2"), max_length, false, &Device::Cpu).unwrap();
 
     // Batches of 5 mix lengths, so padding inside a batch is exercised too.
     let (ids, mean) = embed_texts(&backbone, &texts, Pooling::Mean, 5, &Device::Cpu).unwrap();

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use textbench::methods::transformer::backbone::Backbone;
-use textbench::methods::transformer::cache::ModelCache;
-use textbench::methods::transformer::classifier::Classifier;
-use textbench::methods::transformer::encoder::{Mode, Pooling};
-use textbench::methods::transformer::params::{LoraSettings, LoraTarget, TrainParams};
-use textbench::methods::transformer::train;
+use textbench::methods::tune::classifier::Classifier;
+use textbench::methods::tune::params::{LoraSettings, LoraTarget, TrainParams};
+use textbench::methods::tune::{self as train, batches, trainer};
 use textbench::methods::{Examples, FitContext};
+use textbench::models::cache::ModelCache;
+use textbench::models::Backbone;
+use textbench::nn::{Mode, Pooling};
 use textbench::progress::Progress;
 
 fn minilm() -> PathBuf {
@@ -28,11 +28,10 @@ fn sum_abs(t: &Tensor) -> f32 {
 /// One full-fine-tuning step's gradients; the names of trainable tensors whose gradient is missing or zero.
 fn weights_without_gradient(pooling: Pooling) -> (usize, Vec<String>) {
     let dev = Device::Cpu;
-    let (backbone, weights) = Backbone::load(&minilm(), 64, true, &dev).unwrap();
-    let model = Classifier::new(backbone, weights, pooling, 2, 0, &dev).unwrap();
-    let ids = model.backbone.tokenize(&["WINNER! claim your prize", "lunch at one?", "free entry, txt WIN now"]).unwrap();
+    let model = Classifier::new(&minilm(), 64, true, pooling, 2, 0, &dev).unwrap();
+    let ids = model.checkpoint.tokenize(&["WINNER! claim your prize", "lunch at one?", "free entry, txt WIN now"]).unwrap();
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-    let (tok, mask) = model.backbone.batch(&refs, &dev).unwrap();
+    let (tok, mask) = model.checkpoint.batch(&refs, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut rng) }).unwrap();
     let labels = Tensor::new(&[1u32, 0, 1], &dev).unwrap();
@@ -82,9 +81,9 @@ fn lora_trains_adapters_and_head_only() {
     let model = fitted.model();
 
     // The checkpoint's weights are exactly what is on disk.
-    let (original, _) = Backbone::load(&dir, 128, false, &Device::Cpu).unwrap();
+    let original = Backbone::load(&dir, 128, false, &Device::Cpu).unwrap();
     let before = original.encoder.named_tensors();
-    let after = model.backbone.encoder.named_tensors();
+    let after = model.model.encoder().named_tensors();
     assert_eq!(before.len(), after.len());
     let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for ((name, a), (_, b)) in before.iter().zip(&after) {
@@ -103,24 +102,21 @@ fn lora_trains_adapters_and_head_only() {
 fn lora_parameter_count_follows_the_formula() {
     let dev = Device::Cpu;
     let (h, i, layers) = (384usize, 1536usize, 6usize);
-    let cases = [
-        (8, LoraTarget::ENCODER.to_vec()),
-        (4, vec![LoraTarget::Query, LoraTarget::Value]),
-        (16, [LoraTarget::ENCODER.as_slice(), &[LoraTarget::Pooler]].concat()),
-    ];
+    let encoder = ["query", "key", "value", "attention_output", "intermediate", "output"];
+    let cases = [(8, encoder.to_vec()), (4, vec!["query", "value"]), (16, [encoder.as_slice(), &["pooler"]].concat())];
     for (r, targets) in cases {
-        let (backbone, weights) = Backbone::load(&minilm(), 32, false, &dev).unwrap();
-        let mut model = Classifier::new(backbone, weights, Pooling::Cls, 2, 0, &dev).unwrap();
-        model.add_lora(&LoraSettings { rank: r, alpha: 16.0, dropout: 0.0, targets: targets.clone() }, 0, &dev).unwrap();
+        let mut model = Classifier::new(&minilm(), 32, false, Pooling::Cls, 2, 0, &dev).unwrap();
+        let settings = LoraSettings { rank: r, alpha: 16.0, dropout: 0.0, targets: targets.iter().map(|t| LoraTarget::new(t)).collect() };
+        model.add_lora(&settings, 0, &dev).unwrap();
         let per_layer: usize = targets
             .iter()
-            .map(|t| match t {
-                LoraTarget::Intermediate | LoraTarget::Output => r * (h + i),
-                LoraTarget::Pooler => 0,
+            .map(|&t| match t {
+                "intermediate" | "output" => r * (h + i),
+                "pooler" => 0,
                 _ => r * (h + h),
             })
             .sum();
-        let pooler = if targets.contains(&LoraTarget::Pooler) { r * (h + h) } else { 0 };
+        let pooler = if targets.contains(&"pooler") { r * (h + h) } else { 0 };
         let classifier = 2 * h + 2;
         assert_eq!(model.trainable_parameters(), layers * per_layer + pooler + classifier, "r={r} {targets:?}");
     }
@@ -149,7 +145,7 @@ fn held_out_predictions(fitted: &dyn textbench::methods::Fitted, texts: &[String
 
 #[test]
 fn early_stopping_keeps_the_best_held_out_epoch() {
-    use textbench::methods::transformer::params::{EarlyStopping, SelectBy};
+    use textbench::methods::tune::params::{EarlyStopping, SelectBy};
     use textbench::methods::Fitted;
     let dir = minilm();
     let es = EarlyStopping { holdout: 0.25, metric: SelectBy::LogLoss, ..Default::default() };
@@ -181,7 +177,7 @@ fn early_stopping_keeps_the_best_held_out_epoch() {
 
 #[test]
 fn a_tuned_threshold_is_the_best_one_on_the_held_out_data() {
-    use textbench::methods::transformer::params::{EarlyStopping, SelectBy};
+    use textbench::methods::tune::params::{EarlyStopping, SelectBy};
     use textbench::methods::Fitted;
     use textbench::metrics::{best_threshold, evaluate, ThresholdGoal, THRESHOLD};
     let dir = minilm();
@@ -222,12 +218,11 @@ fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
     let targets: Vec<u32> = (0..10).map(|i| u32::from(i % 4 == 3 || i == 0)).collect();
     let step = |split: bool| {
         let mut model = train::build("lora", &p, 2, dir.parent().unwrap(), 5, &dev).unwrap();
-        model.backbone.encoder.config.hidden_dropout_prob = 0.0;
-        model.backbone.encoder.config.attention_probs_dropout_prob = 0.0;
-        let ids = model.backbone.tokenize(&texts).unwrap();
+        model.model.encoder_mut().disable_dropout();
+        let ids = model.checkpoint.tokenize(&texts).unwrap();
         let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-        let groups = train::batch_groups(&model.backbone, &seqs, &targets, split, &dev).unwrap();
-        let mut trainer = train::Trainer::new(model, &p, 5).unwrap();
+        let groups = batches::batch_groups(&model.checkpoint, &seqs, &targets, split, &dev).unwrap();
+        let mut trainer = trainer::Trainer::new(model, &p, 5).unwrap();
         (groups.len(), trainer.step(&groups, 0.0).unwrap())
     };
     let (one, whole) = step(false);

@@ -4,9 +4,9 @@ use anyhow::Result;
 use candle_core::Device;
 
 use crate::cli::{EmbedArgs, GlobalArgs, PoolingArg};
-use crate::methods::transformer::backbone::{locate, Backbone};
-use crate::methods::transformer::embed::embed_texts;
-use crate::methods::transformer::encoder::Pooling;
+use crate::models::embed::embed_texts;
+use crate::models::{locate, Backbone};
+use crate::nn::Pooling;
 
 pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
     let texts = super::collect_texts(&args.texts, args.file.as_deref(), true)?;
@@ -15,7 +15,7 @@ pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
         PoolingArg::Cls => Pooling::Cls,
     };
     let dir = locate(&args.model, &g.models_dir)?;
-    let (backbone, _) = Backbone::load(&dir, args.max_length, false, &Device::Cpu)?;
+    let backbone = Backbone::load(&dir, args.max_length, false, &Device::Cpu)?;
     let (ids, emb) = embed_texts(&backbone, &texts, pooling, args.batch_size, &Device::Cpu)?;
     let mut out = std::io::stdout().lock();
     for ((text, ids), emb) in texts.iter().zip(&ids).zip(&emb) {

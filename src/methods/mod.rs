@@ -2,11 +2,12 @@
 //! a plain value deserialised from the spec, implementing [`Method`]; `fit` returns a separate
 //! [`Fitted`] model that predicts. A new method is one module and one line in [`registry`].
 
+pub mod frozen;
 pub mod logistic;
 pub mod lsa;
 pub mod multinomial;
 pub mod registry;
-pub mod transformer;
+pub mod tune;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,8 +15,8 @@ use std::sync::Arc;
 pub use registry::{MethodConfig, METHOD_KINDS};
 
 use crate::error::MethodError;
+use crate::models::cache::ModelCache;
 use crate::progress::Progress;
-use transformer::cache::ModelCache;
 
 /// Texts and their labels (class indices; for two classes, 1 is the positive class).
 #[derive(Debug, Clone, Copy)]
@@ -178,10 +179,4 @@ pub struct Saved<'a> {
 /// A loaded model that classifies new texts.
 pub trait Predictor {
     fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities>;
-}
-
-/// A transformer method needs its device and its backbone folder.
-fn transformer_resources(backbone: &str, device: transformer::params::DeviceChoice, models_dir: &Path) -> Result<(), crate::error::ModelError> {
-    device.resolve()?;
-    transformer::backbone::locate(backbone, models_dir).map(|_| ())
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{lsa, transformer, Examples, FitContext, Fitted, Method, Predictor, Saved};
+use super::{frozen, lsa, tune, Examples, FitContext, Fitted, Method, Predictor, Saved};
 use crate::error::MethodError;
 
 macro_rules! registry {
@@ -55,9 +55,9 @@ macro_rules! registry {
 
 registry! {
     "lsa" => Lsa(lsa::LsaParams),
-    "frozen" => Frozen(transformer::frozen::FrozenParams),
-    "finetune" => Finetune(transformer::params::TrainParams),
-    "lora" => Lora(transformer::params::TrainParams),
+    "frozen" => Frozen(frozen::FrozenParams),
+    "finetune" => Finetune(tune::params::TrainParams),
+    "lora" => Lora(tune::params::TrainParams),
 }
 
 impl MethodConfig {

@@ -15,12 +15,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::error::{MethodError, ModelError};
-use crate::methods::transformer::backbone::{locate, Backbone};
-use crate::methods::transformer::config::BertConfig;
-use crate::methods::transformer::embed::length_order;
-use crate::methods::transformer::encoder::{pool, Mode, Pooling};
-use crate::methods::transformer::params::{Bucketing, TrainParams};
-use crate::methods::transformer::train::{build, groups_of, make_batches, Group, Trainer};
+use crate::methods::tune::batches::{groups_of, make_batches, Group};
+use crate::methods::tune::build;
+use crate::methods::tune::params::{Bucketing, TrainParams};
+use crate::methods::tune::trainer::Trainer;
+use crate::models::embed::length_order;
+use crate::models::{locate, Backbone, Checkpoint, Encoder, SequenceClassifier};
+use crate::nn::{pool, Mode, Pooling};
 use flops::{ForwardFlops, Pass};
 
 /// How batches are formed.
@@ -100,10 +101,15 @@ fn counts(batches: &[Batch]) -> (usize, usize, usize) {
     (items, real, padded)
 }
 
-/// The FLOPs of computing these batches, padded or packed.
-fn gflop(cfg: &BertConfig, batches: &[Batch], padded: bool, classifier: bool, adapters: Option<(usize, &[(usize, usize)])>, pass: Pass) -> f64 {
-    batches.iter().map(|b| ForwardFlops::of_batch(cfg, &b.ids.iter().map(Vec::len).collect::<Vec<_>>(), !padded, classifier, adapters).step(pass)).sum::<f64>()
-        / 1e9
+/// The FLOPs of computing these batches, padded or packed, through the encoder and, when given, a
+/// classifier's head.
+fn gflop(encoder: &dyn Encoder, classifier: Option<&dyn SequenceClassifier>, batches: &[Batch], padded: bool, pass: Pass) -> f64 {
+    let batch_flops = |b: &Batch| {
+        let mut f = ForwardFlops::of_batch(encoder, &b.ids.iter().map(Vec::len).collect::<Vec<_>>(), !padded);
+        f.weights += classifier.map_or(0.0, |c| c.head_flops(b.ids.len()));
+        f.step(pass)
+    };
+    batches.iter().map(batch_flops).sum::<f64>() / 1e9
 }
 
 fn measurement(workload: String, batching: Batching, timed: &[Batch], padded: bool, seconds: f64, gflop: f64) -> Measurement {
@@ -130,9 +136,9 @@ fn slice(ids: &[Vec<u32>], labels: &[u32], order: &[usize]) -> Batch {
     Batch { ids: order.iter().map(|&i| ids[i].clone()).collect(), labels: order.iter().map(|&i| labels[i]).collect() }
 }
 
-fn tensors(backbone: &Backbone, batch: &Batch, device: &Device) -> Result<Group, ModelError> {
+fn tensors(checkpoint: &Checkpoint, batch: &Batch, device: &Device) -> Result<Group, ModelError> {
     let seqs: Vec<&[u32]> = batch.ids.iter().map(Vec::as_slice).collect();
-    Group::new(backbone, &seqs, batch.labels.clone(), device)
+    Group::new(checkpoint, &seqs, batch.labels.clone(), device)
 }
 
 /// Inference: mean-pooled embeddings of `count` texts (all when None) in batches of `batch_size`;
@@ -150,10 +156,10 @@ pub fn inference(
 ) -> Result<(Measurement, BatchFile), MethodError> {
     let device = Device::Cpu;
     let dir = locate(backbone_name, models_dir)?;
-    let (mut backbone, _) = Backbone::load(&dir, max_length, false, &device)?;
-    backbone.encoder.packing = !padded;
+    let mut backbone = Backbone::load(&dir, max_length, false, &device)?;
+    backbone.encoder.set_packing(!padded);
     let n = count.unwrap_or(data.texts.len()).min(data.texts.len());
-    let ids = backbone.tokenize(&data.texts[..n])?;
+    let ids = backbone.checkpoint.tokenize(&data.texts[..n])?;
     let order: Vec<usize> = match batching {
         Batching::Random => (0..n).collect(),
         Batching::Bucketed => length_order(&ids),
@@ -161,18 +167,18 @@ pub fn inference(
     let batches: Vec<Batch> = order.chunks(batch_size).map(|c| slice(&ids, data.labels, c)).collect();
     let warmup = 1.min(batches.len());
     let run = |b: &Batch| -> Result<(), ModelError> {
-        let Group { tok, mask, .. } = tensors(&backbone, b, &device)?;
+        let Group { tok, mask, .. } = tensors(&backbone.checkpoint, b, &device)?;
         let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval())?;
         pool(&hidden, &mask, Pooling::Mean)?.to_vec2::<f32>()?;
         Ok(())
     };
     // On rayon's pool, as `embed::by_length` runs each batch.
-    let run = |b: &Batch| crate::methods::transformer::kernels::in_pool(&device, || run(b));
+    let run = |b: &Batch| crate::nn::kernels::in_pool(&device, || run(b));
     batches[..warmup].iter().try_for_each(run)?;
     let started = Instant::now();
     batches[warmup..].iter().try_for_each(run)?;
     let seconds = started.elapsed().as_secs_f64();
-    let gflop = gflop(&backbone.encoder.config, &batches[warmup..], padded, false, None, Pass::Inference);
+    let gflop = gflop(backbone.encoder.as_ref(), None, &batches[warmup..], padded, Pass::Inference);
     let m = measurement("infer".into(), batching, &batches[warmup..], padded, seconds, gflop);
     let file = BatchFile { workload: "infer", backbone: absolute(&dir), method: None, params: None, warmup_batches: warmup, batches };
     Ok((m, file))
@@ -194,8 +200,8 @@ pub fn training(
 ) -> Result<(Measurement, BatchFile), MethodError> {
     let device = Device::Cpu;
     let mut model = build(kind, p, data.classes, models_dir, seed, &device)?;
-    model.backbone.encoder.packing = !padded;
-    let ids = model.backbone.tokenize(data.texts)?;
+    model.model.encoder_mut().set_packing(!padded);
+    let ids = model.checkpoint.tokenize(data.texts)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(1);
@@ -216,17 +222,6 @@ pub fn training(
         order = [head, tail].iter().flat_map(|part| rebatch(part, &lengths, p.batch_size, &mut rng)).collect();
     }
     let batches: Vec<Batch> = order.iter().map(|c| slice(&ids, data.labels, c)).collect();
-    let cfg = model.backbone.encoder.config.clone();
-    let adapter_dims: Vec<(usize, usize)> = model
-        .backbone
-        .encoder
-        .layers
-        .iter()
-        .flat_map(|l| [&l.query, &l.key, &l.value, &l.attention_output, &l.intermediate, &l.output])
-        .filter(|lin| lin.lora.is_some())
-        .map(|lin| lin.weight.dims2().map(|(out, inp)| (inp, out)).unwrap_or((0, 0)))
-        .collect();
-    let rank = p.lora.as_ref().map_or(0, |l| l.rank);
     let pass = if kind == "finetune" { Pass::FullTraining } else { Pass::FrozenTraining };
     let mut trainer = Trainer::new(model, p, seed)?;
     // Each batch as the groups it is computed in (one group unless split).
@@ -240,7 +235,7 @@ pub fn training(
         })
         .collect();
     let mut step = |groups: &Vec<Batch>| -> Result<(), MethodError> {
-        let groups = groups.iter().map(|b| tensors(&trainer.model.backbone, b, &device)).collect::<Result<Vec<_>, _>>()?;
+        let groups = groups.iter().map(|b| tensors(&trainer.model.checkpoint, b, &device)).collect::<Result<Vec<_>, _>>()?;
         let loss = trainer.step(&groups, p.lr).map_err(ModelError::from)?.loss;
         if !loss.is_finite() {
             return Err(MethodError::Numerical(format!("training loss became {loss}")));
@@ -251,11 +246,10 @@ pub fn training(
     let started = Instant::now();
     pieces[warmup..].iter().try_for_each(&mut step)?;
     let seconds = started.elapsed().as_secs_f64();
-    let adapters = (!adapter_dims.is_empty()).then_some((rank, adapter_dims.as_slice()));
     let timed: Vec<Batch> = pieces[warmup..].iter().flatten().cloned().collect();
-    let gflop = gflop(&cfg, &timed, padded, true, adapters, pass);
+    let gflop = gflop(trainer.model.model.encoder(), Some(trainer.model.model.as_ref()), &timed, padded, pass);
     let m = measurement(kind.to_string(), batching, &timed, padded, seconds, gflop);
-    let dir = absolute(&trainer.model.backbone.dir);
+    let dir = absolute(&trainer.model.checkpoint.dir);
     let file = BatchFile { workload: "train", backbone: dir, method: Some(kind.to_string()), params: Some(p.clone()), warmup_batches: warmup, batches };
     Ok((m, file))
 }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::backbone::Backbone;
-use super::embed::embed_ids;
-use super::encoder::Pooling;
-use crate::error::MethodError;
+use crate::error::{MethodError, ModelError};
 use crate::methods::logistic::{ClassWeight, Logistic, LogisticSettings};
 use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted, Method, Predictor, Saved};
+use crate::models::cache::ModelCache;
+use crate::models::embed::{embed_ids, embed_texts};
+use crate::models::{locate, Backbone, DeviceChoice};
+use crate::nn::Pooling;
 use crate::progress::Progress;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +33,7 @@ pub struct FrozenParams {
     pub class_weight: ClassWeight,
     pub max_iterations: u64,
     pub tolerance: f64,
-    pub device: super::params::DeviceChoice,
+    pub device: DeviceChoice,
 }
 
 impl Default for FrozenParams {
@@ -46,7 +47,7 @@ impl Default for FrozenParams {
             class_weight: ClassWeight::None,
             max_iterations: 1000,
             tolerance: 1e-4,
-            device: super::params::DeviceChoice::Cpu,
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -58,7 +59,7 @@ impl FrozenParams {
     }
 
     fn check_ranges(&self) -> Result<(), (&'static str, String)> {
-        super::params::validate_backbone(&self.backbone, self.max_length)?;
+        crate::models::validate_backbone(&self.backbone, self.max_length)?;
         if self.batch_size == 0 {
             return Err(("batch_size", "batch_size must be at least 1".into()));
         }
@@ -71,7 +72,7 @@ pub struct FittedFrozen {
     params: FrozenParams,
     backbone: Arc<Backbone>,
     head: Logistic,
-    cache: Arc<super::cache::ModelCache>,
+    cache: Arc<ModelCache>,
     embed_rate: Option<f64>,
     train_cached: bool,
 }
@@ -80,7 +81,7 @@ pub struct FittedFrozen {
 fn embeddings(
     p: &FrozenParams,
     backbone: &Backbone,
-    cache: &super::cache::ModelCache,
+    cache: &ModelCache,
     texts: &[String],
     progress: &Progress,
 ) -> Result<(Array2<f64>, bool, Option<f64>), MethodError> {
@@ -90,7 +91,7 @@ fn embeddings(
     let mut rate = None;
     let (rows, cached) = cache.embeddings(backbone, &settings, texts, || {
         let started = std::time::Instant::now();
-        let ids = backbone.tokenize(texts)?;
+        let ids = backbone.checkpoint.tokenize(texts)?;
         let bar = progress.bar(texts.len() as u64, "embedding", "texts");
         let rows = embed_ids(backbone, &ids, p.pooling, p.batch_size, &device, &|n| bar.inc(n as u64))?;
         bar.finish_and_clear();
@@ -108,7 +109,7 @@ impl Method for FrozenParams {
     }
 
     fn check_resources(&self, models_dir: &std::path::Path) -> Result<(), crate::error::ModelError> {
-        crate::methods::transformer_resources(&self.backbone, self.device, models_dir)
+        crate::models::check_resources(&self.backbone, self.device, models_dir)
     }
 
     fn fit(&self, _kind: &str, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
@@ -133,11 +134,11 @@ struct SavedHead {
 impl SavedHead {
     fn load(p: &FrozenParams, saved: &Saved<'_>) -> anyhow::Result<SavedHead> {
         use anyhow::{bail, Context};
-        let dir = super::backbone::locate(&p.backbone, saved.models_dir)?;
-        let (backbone, _) = Backbone::load(&dir, p.max_length, false, &p.device.resolve()?)?;
+        let dir = locate(&p.backbone, saved.models_dir)?;
+        let backbone = Backbone::load(&dir, p.max_length, false, &p.device.resolve()?)?;
         if let Some(sha) = saved.backbone_sha256 {
-            if sha != backbone.fingerprint {
-                bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.fingerprint);
+            if sha != backbone.checkpoint.fingerprint {
+                bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.checkpoint.fingerprint);
             }
         }
         let path = saved.artifact.join("head.safetensors");
@@ -145,7 +146,7 @@ impl SavedHead {
         let (w, b) = (head.get("weight").context("head.safetensors has no weight")?, head.get("bias").context("head.safetensors has no bias")?);
         let weights: Vec<Vec<f64>> = w.to_vec2::<f32>()?.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
         let bias: Vec<f64> = b.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
-        let h = backbone.encoder.config.hidden_size;
+        let h = backbone.encoder.hidden_size();
         if bias.len() != weights.len() || weights.iter().any(|r| r.len() != h) {
             bail!("{}: the head's weight ({} rows) and bias ({}) do not fit the backbone's {h}-wide embeddings", path.display(), weights.len(), bias.len());
         }
@@ -156,7 +157,7 @@ impl SavedHead {
 impl Predictor for SavedHead {
     fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities> {
         let p = &self.params;
-        let (_, emb) = super::embed::embed_texts(&self.backbone, texts, p.pooling, p.batch_size, &p.device.resolve()?)?;
+        let (_, emb) = embed_texts(&self.backbone, texts, p.pooling, p.batch_size, &p.device.resolve()?)?;
         let logits = |e: &Vec<f32>| -> Vec<f64> {
             self.weights.iter().zip(&self.bias).map(|(row, b)| e.iter().zip(row).map(|(&x, &w)| x as f64 * w).sum::<f64>() + b).collect()
         };
@@ -193,7 +194,7 @@ impl Fitted for FittedFrozen {
 
     fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
         let (w, b) = self.head.coefficients();
-        super::artifact::save_head(&w, &b, dir)?;
+        save_head(&w, &b, dir)?;
         Ok(true)
     }
 
@@ -203,11 +204,25 @@ impl Fitted for FittedFrozen {
 
     fn details(&self) -> serde_json::Value {
         serde_json::json!({
-            "backbone": self.backbone.dir.display().to_string(),
-            "backbone_sha256": self.backbone.fingerprint,
-            "embedding_dim": self.backbone.encoder.config.hidden_size,
+            "backbone": self.backbone.checkpoint.dir.display().to_string(),
+            "backbone_sha256": self.backbone.checkpoint.fingerprint,
+            "embedding_dim": self.backbone.encoder.hidden_size(),
             "train_embeddings_from_cache": self.train_cached,
             "embedding_texts_per_s": self.embed_rate,
         })
     }
+}
+
+/// The head as `head.safetensors`: two classes, weight [1, hidden] and bias [1] (the positive class's
+/// log-odds); k classes, weight [k, hidden] and bias [k] (the logits of a softmax).
+fn save_head(weights: &[Vec<f64>], intercepts: &[f64], dir: &std::path::Path) -> Result<(), ModelError> {
+    let dim = weights.first().map_or(0, Vec::len);
+    let w: Vec<f32> = weights.iter().flatten().map(|&x| x as f32).collect();
+    let b: Vec<f32> = intercepts.iter().map(|&x| x as f32).collect();
+    let tensors = std::collections::HashMap::from([
+        ("weight".to_string(), candle_core::Tensor::from_vec(w, (weights.len(), dim), &candle_core::Device::Cpu)?),
+        ("bias".to_string(), candle_core::Tensor::from_vec(b, intercepts.len(), &candle_core::Device::Cpu)?),
+    ]);
+    candle_core::safetensors::save(&tensors, dir.join("head.safetensors"))?;
+    Ok(())
 }

@@ -67,7 +67,7 @@ pub fn dropout(x: &Tensor, p: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     x.mul(&mask)
 }
 
-/// The activations BERT configs name.
+/// The activations Hugging Face configs name in `hidden_act` (the families that use these).
 pub fn activation(x: &Tensor, name: &str) -> Result<Tensor> {
     match name {
         "gelu" if kernels::fusable(x) => kernels::gelu_erf(x),

@@ -3,72 +3,29 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::encoder::Pooling;
+use crate::models::{validate_backbone, DeviceChoice};
+use crate::nn::Pooling;
 
-/// Where a transformer method runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DeviceChoice {
-    /// Reproducible to the bit under a seed; the default.
-    #[default]
-    Cpu,
-    /// The first CUDA GPU; needs textbench built with `--features cuda`.
-    Cuda,
-    /// CUDA when built for it and a GPU is present, else the CPU.
-    Auto,
-}
-
-impl DeviceChoice {
-    pub fn resolve(self) -> Result<candle_core::Device, crate::error::ModelError> {
-        let cuda = || {
-            candle_core::Device::new_cuda(0).map_err(|e| {
-                crate::error::ModelError::Device(format!(
-                    "device: cuda is not available ({e}); CUDA needs textbench built with `cargo build --release --features cuda` and a GPU"
-                ))
-            })
-        };
-        match self {
-            Self::Cpu => Ok(candle_core::Device::Cpu),
-            Self::Cuda => cuda(),
-            Self::Auto if candle_core::utils::cuda_is_available() => cuda(),
-            Self::Auto => Ok(candle_core::Device::Cpu),
-        }
-    }
-}
-
-/// Checks shared by every transformer method's parameters: a backbone is named, the length is sane.
-pub fn validate_backbone(backbone: &str, max_length: usize) -> Result<(), (&'static str, String)> {
-    if backbone.trim().is_empty() {
-        return Err(("backbone", "backbone is empty: give a model folder, a name under the models directory, or a hub id".into()));
-    }
-    if !(2..=8192).contains(&max_length) {
-        return Err(("max_length", format!("max_length is {max_length}; it must be between 2 and 8192 tokens")));
-    }
-    Ok(())
-}
-
-/// The linear layers LoRA can wrap, named as in the checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoraTarget {
-    /// attention.self.query
-    Query,
-    /// attention.self.key
-    Key,
-    /// attention.self.value
-    Value,
-    /// attention.output.dense
-    AttentionOutput,
-    /// intermediate.dense
-    Intermediate,
-    /// output.dense (the feed-forward output)
-    Output,
-    /// pooler.dense: with every other target, seed 000's "wrap every linear layer" variant
-    Pooler,
-}
+/// A layer LoRA wraps, by its family's name for it (`query`, `intermediate`, … for BERT): checked
+/// against every family's names when the spec loads, and against the backbone's family when the model
+/// is built.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LoraTarget(String);
 
 impl LoraTarget {
-    pub const ENCODER: [LoraTarget; 6] = [Self::Query, Self::Key, Self::Value, Self::AttentionOutput, Self::Intermediate, Self::Output];
+    pub fn new(name: &str) -> LoraTarget {
+        LoraTarget(name.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A family's default targets.
+    pub fn defaults(family: &crate::models::Family) -> Vec<LoraTarget> {
+        family.default_lora_targets.iter().map(|t| LoraTarget::new(t)).collect()
+    }
 }
 
 /// How training examples are grouped into batches. Written in a spec as `bucketing: false`, `true` or
@@ -130,8 +87,7 @@ pub struct LoraSettings {
 
 impl Default for LoraSettings {
     fn default() -> Self {
-        // q/k/v and every "dense" of the encoder, as FINDINGS measured peft with.
-        LoraSettings { rank: 8, alpha: 16.0, dropout: 0.1, targets: LoraTarget::ENCODER.to_vec() }
+        LoraSettings { rank: 8, alpha: 16.0, dropout: 0.1, targets: LoraTarget::defaults(crate::models::DEFAULT_FAMILY) }
     }
 }
 
@@ -285,10 +241,12 @@ impl TrainParams {
                     Err(("lora", "lora.alpha must be a positive number".into()))
                 } else if !(0.0..1.0).contains(&l.dropout) {
                     Err(("lora", "lora.dropout is a probability in [0, 1)".into()))
-                } else if self.pooling == Pooling::Mean && l.targets.contains(&LoraTarget::Pooler) {
-                    Err(("lora", "lora.targets names pooler, but pooling: mean bypasses the pooler; drop one of the two".into()))
+                } else if let Some(t) = l.targets.iter().find(|t| !crate::models::is_lora_target(t.as_str())) {
+                    Err(("lora", format!("lora.targets names {:?}, which is no layer LoRA can wrap ({})", t.as_str(), crate::models::lora_target_names())))
+                } else if let Some(t) = l.targets.iter().find(|t| self.pooling == Pooling::Mean && crate::models::bypassed_by_mean_pooling(t.as_str())) {
+                    Err(("lora", format!("lora.targets names {0}, but pooling: mean bypasses the {0}; drop one of the two", t.as_str())))
                 } else if l.targets.is_empty() {
-                    Err(("lora", "lora.targets needs at least one layer (query, key, value, attention_output, intermediate, output, pooler)".into()))
+                    Err(("lora", format!("lora.targets needs at least one layer ({})", crate::models::lora_target_names())))
                 } else {
                     Ok(())
                 }

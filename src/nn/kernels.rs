@@ -226,7 +226,7 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
-/// Layer norm of a residual sum, LN(a + r), in one op: BERT's `norm(sublayer output + input)`. Saves the
+/// Layer norm of a residual sum, LN(a + r), in one op: a post-norm block's `norm(sublayer output + input)`. Saves the
 /// sum's buffer and pass, and in backward the add node's accumulations. A custom op takes at most three
 /// inputs, so the weight and bias come stacked as one [2, n] tensor (`add_layer_norm` stacks them;
 /// candle routes the stacked gradient back to each).
@@ -445,7 +445,7 @@ impl CustomOp1 for Gelu {
     }
 }
 
-/// x · Φ(x), Φ the standard normal CDF (BERT's "gelu").
+/// x · Φ(x), Φ the standard normal CDF (Hugging Face's exact "gelu").
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Gelu)
 }
@@ -460,8 +460,8 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 /// a third of the backward products. Composed, a trained layer also summed the bias gradient on one
 /// thread and copied the transposed weight.
 ///
-/// What follows the product in BERT (GELU after the intermediate layer, dropout after the two output
-/// layers) can be applied inside the op (`Epilogue`). That saves, per layer and step, the output
+/// What follows the product in a post-norm encoder block (GELU after the intermediate layer, dropout
+/// after the two output layers) can be applied inside the op (`Epilogue`). That saves, per layer and step, the output
 /// buffers of three element-wise ops and, in backward, candle's `zeros + gradient` accumulation into
 /// each of their inputs (one of them intermediate-sized, four times the hidden width).
 struct LinearOp {
@@ -719,7 +719,7 @@ pub(super) mod tests {
 
     /// Central finite differences of `f` (summed against a fixed random projection, so every output
     /// element matters) with respect to each of `inputs`, compared with the op's backward.
-    pub(in crate::methods::transformer) fn check_gradients(inputs: &[Var], f: impl Fn(&[Tensor]) -> Tensor, tol: f32) {
+    pub(in crate::nn) fn check_gradients(inputs: &[Var], f: impl Fn(&[Tensor]) -> Tensor, tol: f32) {
         let dev = Device::Cpu;
         let out = f(&inputs.iter().map(|v| v.as_tensor().clone()).collect::<Vec<_>>());
         let proj = Tensor::randn(0f32, 1.0, out.shape(), &dev).unwrap();

@@ -3,9 +3,9 @@
 
 use candle_core::{Device, Tensor};
 
-use super::backbone::Backbone;
-use super::encoder::{pool, Mode, Pooling};
+use super::{Backbone, Checkpoint};
 use crate::error::ModelError;
+use crate::nn::{pool, Mode, Pooling};
 
 /// Texts in the order to batch them: by token count, ties by position (deterministic).
 pub fn length_order(ids: &[Vec<u32>]) -> Vec<usize> {
@@ -17,7 +17,7 @@ pub fn length_order(ids: &[Vec<u32>]) -> Vec<usize> {
 /// Runs `f` on batches of similar lengths, each padded to its own longest text, and returns its results
 /// (one per text in the batch) in the input order. Each batch runs on rayon's pool (`kernels::in_pool`).
 pub fn by_length<T: Clone + Default + Send>(
-    backbone: &Backbone,
+    checkpoint: &Checkpoint,
     ids: &[Vec<u32>],
     batch_size: usize,
     device: &Device,
@@ -27,8 +27,8 @@ pub fn by_length<T: Clone + Default + Send>(
     let mut out = vec![T::default(); ids.len()];
     for chunk in length_order(ids).chunks(batch_size.max(1)) {
         let seqs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-        let (tok, mask) = backbone.batch(&seqs, device)?;
-        for (&i, v) in chunk.iter().zip(super::kernels::in_pool(device, || f(&tok, &mask))?) {
+        let (tok, mask) = checkpoint.batch(&seqs, device)?;
+        for (&i, v) in chunk.iter().zip(crate::nn::kernels::in_pool(device, || f(&tok, &mask))?) {
             out[i] = v;
         }
         on_batch(chunk.len());
@@ -45,7 +45,7 @@ pub fn embed_ids(
     device: &Device,
     on_batch: &dyn Fn(usize),
 ) -> Result<Vec<Vec<f32>>, ModelError> {
-    by_length(backbone, ids, batch_size, device, on_batch, |tok, mask| {
+    by_length(&backbone.checkpoint, ids, batch_size, device, on_batch, |tok, mask| {
         let hidden = backbone.encoder.forward(tok, mask, &mut Mode::eval())?;
         pool(&hidden, mask, pooling)?.to_device(&Device::Cpu)?.to_vec2()
     })
@@ -62,7 +62,7 @@ pub fn embed_texts<S: AsRef<str>>(
     batch_size: usize,
     device: &Device,
 ) -> Result<IdsAndEmbeddings, ModelError> {
-    let ids = backbone.tokenize(texts)?;
+    let ids = backbone.checkpoint.tokenize(texts)?;
     let emb = embed_ids(backbone, &ids, pooling, batch_size, device, &|_| {})?;
     Ok((ids, emb))
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use super::backbone::{locate, Backbone};
+use super::{locate, Backbone};
 use crate::error::ModelError;
 
 /// One embedding per text, shared by the runs that use them.
@@ -35,7 +35,7 @@ impl ModelCache {
         if let Some(b) = self.backbones.lock().expect("not poisoned").get(&key) {
             return Ok(b.clone());
         }
-        let (b, _) = Backbone::load(&dir, max_length, false, device)?;
+        let b = Backbone::load(&dir, max_length, false, device)?;
         let b = Arc::new(b);
         self.backbones.lock().expect("not poisoned").insert(key, b.clone());
         Ok(b)
@@ -50,7 +50,7 @@ impl ModelCache {
         compute: impl FnOnce() -> Result<Vec<Vec<f32>>, ModelError>,
     ) -> Result<(SharedEmbeddings, bool), ModelError> {
         let mut h = Sha256::new();
-        h.update(backbone.fingerprint.as_bytes());
+        h.update(backbone.checkpoint.fingerprint.as_bytes());
         h.update(settings.as_bytes());
         for t in texts {
             h.update((t.len() as u64).to_le_bytes());

@@ -1,0 +1,164 @@
+//! A checkpoint folder in Hugging Face's layout (config.json, model.safetensors or pytorch_model.bin,
+//! tokenizer.json), whatever the family: found by path, under the models directory or as a hub id;
+//! fingerprinted; its tensors read; its tokenizer set to the run's maximum length; batches of texts
+//! padded only to the longest text in the batch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use sha2::{Digest, Sha256};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::{Encoder, Family, Head, SequenceClassifier};
+use crate::error::ModelError;
+use crate::nn::Weights;
+
+/// What every model of a folder shares: where it is, what it is, and how its texts become ids.
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub family: &'static Family,
+    pub tokenizer: Tokenizer,
+    /// SHA-256 of the weights file: what the model is, wherever it is stored.
+    pub fingerprint: String,
+    pad_token_id: u32,
+}
+
+/// A checkpoint's sequence classifier as loaded.
+pub struct LoadedClassifier {
+    pub checkpoint: Checkpoint,
+    pub model: Box<dyn SequenceClassifier>,
+    /// Its trainable tensors by name, in load order.
+    pub trainable: Vec<(String, Var)>,
+}
+
+/// A checkpoint's encoder, for embeddings and the tests of its layers.
+pub struct Backbone {
+    pub checkpoint: Checkpoint,
+    pub encoder: Box<dyn Encoder>,
+    /// Every weight made trainable, by checkpoint name, in load order (empty unless asked for).
+    pub trainable: Vec<(String, Var)>,
+}
+
+/// Finds a model folder: a path as given, else a folder of that name under `models_dir`, else, for a
+/// hub id such as `sentence-transformers/all-MiniLM-L6-v2`, the Hugging Face cache or the hub.
+pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
+    let direct = PathBuf::from(model);
+    for candidate in [direct.clone(), models_dir.join(model)] {
+        if candidate.join("config.json").is_file() {
+            return Ok(candidate);
+        }
+    }
+    if super::hub::is_hub_id(model) {
+        return super::hub::resolve(model);
+    }
+    Err(ModelError::Missing {
+        path: direct,
+        hint: format!(
+            "no model folder (config.json, model.safetensors, tokenizer.json) here or under the models directory {} \
+             (set --models-dir or BENCH_MODELS_DIR), and not a hub id (org/name)",
+            models_dir.display()
+        ),
+    })
+}
+
+fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
+    ["model.safetensors", "pytorch_model.bin"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::Missing { path: dir.to_path_buf(), hint: "the model folder has neither model.safetensors nor pytorch_model.bin".into() })
+}
+
+fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, ModelError> {
+    if path.extension().is_some_and(|e| e == "bin") {
+        let tensors = candle_core::pickle::read_all(path).map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+        tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(device)?))).collect()
+    } else {
+        candle_core::safetensors::load(path, device).map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: e.to_string() })
+    }
+}
+
+/// A folder opened: its family, its config.json, its tensors and their fingerprint.
+struct Opened {
+    dir: PathBuf,
+    family: &'static Family,
+    config: PathBuf,
+    weights: Weights,
+    fingerprint: String,
+}
+
+impl Opened {
+    /// `trainable` makes every weight the loaders take a Var (full fine-tuning).
+    fn new(dir: &Path, trainable: bool, device: &Device) -> Result<Opened, ModelError> {
+        let config = dir.join("config.json");
+        let family = super::family_of(&config)?;
+        let wpath = weights_file(dir)?;
+        let bytes = std::fs::read(&wpath).map_err(|source| ModelError::Io { path: wpath.clone(), source })?;
+        let fingerprint = hex::encode(Sha256::digest(&bytes));
+        drop(bytes);
+        let weights = Weights::new(wpath.clone(), read_weights(&wpath, device)?, family.rename, trainable);
+        Ok(Opened { dir: dir.to_path_buf(), family, config, weights, fingerprint })
+    }
+
+    /// The checkpoint, its tokenizer truncating at `max_length` or the model's positions if fewer.
+    fn finish(&self, max_length: usize, encoder: &dyn Encoder) -> Result<Checkpoint, ModelError> {
+        let tokenizer = load_tokenizer(&self.dir.join("tokenizer.json"), max_length.min(encoder.max_positions()))?;
+        Ok(Checkpoint { dir: self.dir.clone(), family: self.family, tokenizer, fingerprint: self.fingerprint.clone(), pad_token_id: encoder.pad_token_id() })
+    }
+}
+
+impl Backbone {
+    /// The encoder of a model folder; `trainable` makes every weight a Var.
+    pub fn load(dir: &Path, max_length: usize, trainable: bool, device: &Device) -> Result<Backbone, ModelError> {
+        let mut opened = Opened::new(dir, trainable, device)?;
+        let encoder = (opened.family.encoder)(&opened.config, &mut opened.weights)?;
+        let checkpoint = opened.finish(max_length, encoder.as_ref())?;
+        Ok(Backbone { checkpoint, encoder, trainable: opened.weights.vars })
+    }
+}
+
+impl Checkpoint {
+    /// A model folder's sequence classifier, and its trainable tensors by name in load order: every
+    /// weight (`trainable`, full fine-tuning) or none but a fresh head's.
+    pub fn load_classifier(dir: &Path, max_length: usize, trainable: bool, head: &Head, device: &Device) -> Result<LoadedClassifier, ModelError> {
+        let mut opened = Opened::new(dir, trainable, device)?;
+        let model = (opened.family.classifier)(&opened.config, &mut opened.weights, head)?;
+        let checkpoint = opened.finish(max_length, model.encoder())?;
+        let mut trainable = std::mem::take(&mut opened.weights.vars);
+        trainable.retain(|(name, _)| !model.unused(name));
+        Ok(LoadedClassifier { checkpoint, model, trainable })
+    }
+
+    /// Token ids of each text (the tokenizer's special tokens added, truncated to the maximum length, no
+    /// padding).
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<u32>>, ModelError> {
+        let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let enc = self.tokenizer.encode_batch(texts, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// Pads token id lists on the right to the longest one: (ids, mask), both [batch, longest].
+    pub fn batch(&self, ids: &[&[u32]], device: &Device) -> Result<(Tensor, Tensor), ModelError> {
+        let longest = ids.iter().map(|i| i.len()).max().unwrap_or(0);
+        let pad = self.pad_token_id;
+        let mut flat = Vec::with_capacity(ids.len() * longest);
+        let mut mask = Vec::with_capacity(ids.len() * longest);
+        for seq in ids {
+            flat.extend_from_slice(seq);
+            flat.extend(std::iter::repeat_n(pad, longest - seq.len()));
+            mask.extend(std::iter::repeat_n(1u32, seq.len()));
+            mask.extend(std::iter::repeat_n(0u32, longest - seq.len()));
+        }
+        Ok((Tensor::from_vec(flat, (ids.len(), longest), device)?, Tensor::from_vec(mask, (ids.len(), longest), device)?))
+    }
+}
+
+/// A tokenizer.json may fix padding (MiniLM's pads to 128 tokens): it is switched off here (batches are
+/// padded to their own longest text), and truncation set to the run's maximum length.
+fn load_tokenizer(path: &Path, max_length: usize) -> Result<Tokenizer, ModelError> {
+    let mut tok = Tokenizer::from_file(path).map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+    tok.with_padding(None);
+    tok.with_truncation(Some(TruncationParams { max_length, ..Default::default() })).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+    Ok(tok)
+}
