@@ -763,6 +763,13 @@ mod tests {
     }
 
     #[test]
+    fn a_lora_target_no_family_has_is_rejected_with_the_names() {
+        let src = "dataset:\n  name: sms\nmethod:\n  kind: lora\n  lora:\n    targets: [query, qeury]\n";
+        let err = Spec::parse(Path::new("s.yaml"), src).unwrap_err().to_string();
+        assert!(err.starts_with("s.yaml:") && err.contains("\"qeury\", which is no layer LoRA can wrap (query, key, value"), "{err}");
+    }
+
+    #[test]
     fn numeric_and_boolean_label_values_read_as_text() {
         let src = "dataset:\n  format: jsonl\n  path: d.jsonl\n  text_column: text\n  label_column: label\n  positive: 1\n  negative: [0, false]\nmethod:\n  kind: lsa\n";
         let spec = Spec::parse(Path::new("s.yaml"), src).unwrap();

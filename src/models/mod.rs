@@ -216,3 +216,33 @@ pub fn check_resources(backbone: &str, device: DeviceChoice, models_dir: &Path) 
 pub fn var_from(values: Vec<f32>, shape: (usize, usize), device: &Device) -> Result<Var> {
     Var::from_tensor(&Tensor::from_vec(values, shape, device)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_chooses_its_family_by_model_type_and_an_unknown_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.json");
+        let family = |json: &str| {
+            std::fs::write(&config, json).unwrap();
+            family_of(&config).map(|f| f.name).map_err(|e| e.to_string())
+        };
+        assert_eq!(family(r#"{"model_type": "bert", "hidden_size": 8}"#), Ok("BERT"));
+        let unknown = family(r#"{"model_type": "gpt_neox"}"#).unwrap_err();
+        assert!(unknown.contains("model_type \"gpt_neox\" is not a family textbench loads (bert"), "{unknown}");
+        let missing = family(r#"{"hidden_size": 8}"#).unwrap_err();
+        assert!(missing.contains("no model_type: textbench loads bert"), "{missing}");
+        let broken = family("{\n  \"model_type\": bert\n}").unwrap_err();
+        assert!(broken.contains("config.json") && broken.contains("line 2"), "{broken}");
+    }
+
+    #[test]
+    fn lora_targets_are_checked_against_every_family() {
+        assert!(is_lora_target("query") && is_lora_target("pooler"));
+        assert!(!is_lora_target("q_proj_typo"));
+        assert!(bypassed_by_mean_pooling("pooler") && !bypassed_by_mean_pooling("query"));
+        assert!(DEFAULT_FAMILY.default_lora_targets.iter().all(|t| is_lora_target(t)));
+    }
+}
