@@ -129,6 +129,9 @@ pub enum MethodError {
     Linalg(#[from] linfa_linalg::LinalgError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A panic inside a method, caught by the runner: a bug, never the input's fault.
+    #[error("internal error (a bug in textbench, please report it): {0}")]
+    Internal(String),
 }
 
 /// Whether an error (anywhere in an anyhow chain) is the user's input to fix: exit code 2.

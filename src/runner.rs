@@ -334,7 +334,9 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
     let monitor = Some(Examples { texts: &data.eval_texts, labels: &data.eval_labels, classes: &data.classes });
     let ctx = FitContext { seed: cfg.seed, progress, models_dir, models, monitor };
 
-    let result = (|| {
+    // A panic in a method is a bug; caught here, it fails this run with its message instead of taking
+    // the whole invocation (and its other runs) down.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let t = Instant::now();
         let fitted = cfg.method.fit(Examples { texts: &data.train_texts, labels: &data.train_labels, classes: &data.classes }, &ctx)?;
         timings.fit_s = t.elapsed().as_secs_f64();
@@ -357,7 +359,11 @@ fn run_one(plan: &Plan<'_>, progress: &Progress, models_dir: &Path, models: &Arc
         let evaluation = evaluate(&data.eval_labels, &probs, fitted.threshold(), cfg.seed);
         timings.evaluate_s = t.elapsed().as_secs_f64();
         Ok((fitted, probs, evaluation))
-    })();
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+        Err(crate::error::MethodError::Internal(message))
+    });
 
     let mut record = RunRecord {
         schema: store::SCHEMA_VERSION,

@@ -1,5 +1,5 @@
 //! Four classes end to end, with every method: the shipped four-topic sample (datasets/smoke/
-//! topics-smoke.csv) through LSA, the frozen encoder, full fine-tuning and LoRA; each record holds the
+//! topics-smoke.csv) through LSA, word2vec, the frozen encoder, full fine-tuning and LoRA; each record holds the
 //! k-class metrics and every example's four probabilities, `bench predict` prints four probabilities
 //! summing to 1 with the most probable class as the label, and the saved models name their classes.
 
@@ -96,6 +96,14 @@ fn lsa_on_four_classes() {
     let r = run(&sb, "  kind: lsa\n  components: 20\n  C: 10\n");
     check_record(&r, 0.95);
     assert_eq!(r.get("artifact"), None, "LSA keeps no model to predict with");
+}
+
+#[test]
+fn word2vec_on_four_classes_and_predict() {
+    let sb = Sandbox::new();
+    let r = run(&sb, "  kind: word2vec\n  vector_size: 50\n  epochs: 20\n  min_count: 1\n  head:\n    C: 10\n");
+    check_record(&r, 0.9);
+    check_predict(&sb, &r);
 }
 
 #[test]

@@ -53,6 +53,15 @@ fn check_predict_matches_record(method: &str, artifact_files: &[&str]) -> serde_
 }
 
 #[test]
+fn word2vec_run_predicts_from_its_saved_vectors_and_head() {
+    check_predict_matches_record(
+        "  kind: word2vec\n  vector_size: 20\n  epochs: 5\n  min_count: 1\n",
+        &["vectors.txt", "pooling.safetensors", "head.safetensors"],
+    );
+    check_predict_matches_record("  kind: word2vec\n  vector_size: 20\n  pooling: tfidf\n  head:\n    C: 10\n", &["vectors.txt"]);
+}
+
+#[test]
 fn frozen_run_predicts_from_its_saved_head() {
     check_predict_matches_record("  kind: frozen\n", &["head.safetensors"]);
 }

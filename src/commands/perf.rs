@@ -38,7 +38,7 @@ pub fn run(args: &PerfArgs, g: &GlobalArgs, progress: &Progress) -> Result<i32> 
             let (backbone, max_length) = match method {
                 MethodConfig::Frozen(p) => (p.backbone.as_str(), p.max_length),
                 MethodConfig::Finetune(p) | MethodConfig::Lora(p) => (p.backbone.as_str(), p.max_length),
-                MethodConfig::Lsa(_) => return Err(UsageError(format!("{}: an lsa spec has no backbone to measure", args.spec.display())).into()),
+                other => return Err(UsageError(format!("{}: a {} spec has no backbone to measure", args.spec.display(), other.kind())).into()),
             };
             let data = Texts { texts: &prepared.eval_texts, labels: &prepared.eval_labels, classes: prepared.classes.len() };
             perf::inference(backbone, &g.models_dir, max_length, &data, args.batch_size, args.texts, args.batching, args.padded)?

@@ -8,8 +8,12 @@ use linfa_logistic::{FittedLogisticRegression, LogisticRegression};
 use ndarray::{Array1, Array2, Axis, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
 use super::ClassProbabilities;
-use crate::error::MethodError;
+use crate::error::{MethodError, ModelError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -20,15 +24,25 @@ pub enum ClassWeight {
     Balanced,
 }
 
-/// The settings of a logistic regression, as scikit-learn names them.
-#[derive(Debug, Clone, Copy)]
+/// The settings of a logistic regression, as scikit-learn names them. A method whose spec section
+/// holds them as a `head:` section reads them with these names (`C`, `class_weight`, `max_iterations`,
+/// `tolerance`) and these defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogisticSettings {
     /// Inverse L2 regularisation strength.
+    #[serde(rename = "C")]
     pub c: f64,
     pub class_weight: ClassWeight,
     pub max_iterations: u64,
     /// On the gradient of the mean loss, as scikit-learn's `tol`.
     pub tolerance: f64,
+}
+
+impl Default for LogisticSettings {
+    fn default() -> Self {
+        LogisticSettings { c: 1.0, class_weight: ClassWeight::None, max_iterations: 300, tolerance: 1e-4 }
+    }
 }
 
 impl LogisticSettings {
@@ -145,6 +159,63 @@ impl Logistic {
         match self {
             Logistic::Binary(model) => model.params().len() + 1,
             Logistic::Multinomial(model) => model.parameters(),
+        }
+    }
+
+    /// Saves the coefficients as `head.safetensors` (`SavedHead` reads them): two classes, weight
+    /// [1, features] and bias [1] (the positive class's log-odds); k classes, weight [k, features] and
+    /// bias [k] (the logits of a softmax).
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let (weights, intercepts) = self.coefficients();
+        let dim = weights.first().map_or(0, Vec::len);
+        let w: Vec<f32> = weights.iter().flatten().map(|&x| x as f32).collect();
+        let b: Vec<f32> = intercepts.iter().map(|&x| x as f32).collect();
+        let tensors = std::collections::HashMap::from([
+            ("weight".to_string(), Tensor::from_vec(w, (weights.len(), dim), &Device::Cpu)?),
+            ("bias".to_string(), Tensor::from_vec(b, intercepts.len(), &Device::Cpu)?),
+        ]);
+        candle_core::safetensors::save(&tensors, dir.join(HEAD_FILE))?;
+        Ok(())
+    }
+}
+
+const HEAD_FILE: &str = "head.safetensors";
+
+/// A head `Logistic::save` wrote: one weight row and intercept per class score, as saved (f32 widened).
+pub struct SavedHead {
+    weights: Vec<Vec<f64>>,
+    bias: Vec<f64>,
+}
+
+impl SavedHead {
+    /// Reads `head.safetensors` in `dir`, for features of `dim` dimensions.
+    pub fn load(dir: &Path, dim: usize) -> Result<SavedHead, ModelError> {
+        let path = dir.join(HEAD_FILE);
+        let invalid = |message: String| ModelError::Invalid { path: path.clone(), message };
+        let head = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| invalid(e.to_string()))?;
+        let (w, b) = (head.get("weight").ok_or_else(|| invalid("no weight tensor".into()))?, head.get("bias").ok_or_else(|| invalid("no bias tensor".into()))?);
+        let weights: Vec<Vec<f64>> = w.to_vec2::<f32>()?.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
+        let bias: Vec<f64> = b.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
+        if bias.len() != weights.len() || weights.is_empty() || weights.iter().any(|r| r.len() != dim) {
+            return Err(invalid(format!("the head's weight ({} rows) and bias ({}) do not fit {dim}-dimensional features", weights.len(), bias.len())));
+        }
+        Ok(SavedHead { weights, bias })
+    }
+
+    /// Each row's probability of each class: σ(z·w + b) of the positive class for one score row,
+    /// softmax(W·z + b) for more.
+    pub fn predict_proba(&self, z: &Array2<f64>) -> ClassProbabilities {
+        let logits = |x: ndarray::ArrayView1<f64>| -> Vec<f64> {
+            self.weights.iter().zip(&self.bias).map(|(row, b)| x.iter().zip(row).map(|(&x, &w)| x * w).sum::<f64>() + b).collect()
+        };
+        if self.weights.len() == 1 {
+            ClassProbabilities::binary(z.rows().into_iter().map(|x| 1.0 / (1.0 + (-logits(x)[0]).exp())).collect())
+        } else {
+            let softmax = |mut l: Vec<f64>| {
+                super::multinomial::softmax_in_place((&mut l[..]).into());
+                l
+            };
+            ClassProbabilities::new(self.weights.len(), z.rows().into_iter().flat_map(|x| softmax(logits(x))).collect())
         }
     }
 }

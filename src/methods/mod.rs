@@ -7,7 +7,9 @@ pub mod logistic;
 pub mod lsa;
 pub mod multinomial;
 pub mod registry;
+pub mod tokens;
 pub mod tune;
+pub mod word2vec;
 
 use std::path::Path;
 use std::sync::Arc;

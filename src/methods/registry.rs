@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{frozen, lsa, tune, Examples, FitContext, Fitted, Method, Predictor, Saved};
+use super::{frozen, lsa, tune, word2vec, Examples, FitContext, Fitted, Method, Predictor, Saved};
 use crate::error::MethodError;
 
 macro_rules! registry {
@@ -58,6 +58,7 @@ registry! {
     "frozen" => Frozen(frozen::FrozenParams),
     "finetune" => Finetune(tune::params::TrainParams),
     "lora" => Lora(tune::params::TrainParams),
+    "word2vec" => Word2Vec(word2vec::Word2VecParams),
 }
 
 impl MethodConfig {

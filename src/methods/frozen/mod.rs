@@ -8,8 +8,8 @@ use std::sync::Arc;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{MethodError, ModelError};
-use crate::methods::logistic::{ClassWeight, Logistic, LogisticSettings};
+use crate::error::MethodError;
+use crate::methods::logistic::{ClassWeight, Logistic, LogisticSettings, SavedHead};
 use crate::methods::{ClassProbabilities, Examples, FitContext, Fitted, Method, Predictor, Saved};
 use crate::models::cache::ModelCache;
 use crate::models::embed::{embed_ids, embed_texts};
@@ -98,9 +98,7 @@ fn embeddings(
         rate = Some(texts.len() as f64 / started.elapsed().as_secs_f64());
         Ok(rows)
     })?;
-    let dim = rows.first().map_or(0, Vec::len);
-    let z = Array2::from_shape_fn((rows.len(), dim), |(i, j)| rows[i][j] as f64);
-    Ok((z, cached, rate))
+    Ok((to_features(&rows), cached, rate))
 }
 
 impl Method for FrozenParams {
@@ -117,60 +115,43 @@ impl Method for FrozenParams {
     }
 
     fn load(&self, _kind: &str, saved: &Saved<'_>) -> anyhow::Result<Option<Box<dyn Predictor>>> {
-        Ok(Some(Box::new(SavedHead::load(self, saved)?)))
+        Ok(Some(Box::new(SavedFrozen::load(self, saved)?)))
     }
 }
 
-/// A frozen run's saved head on its backbone: two classes, σ(embedding·w + b) for the positive class;
-/// more, softmax(W·embedding + b).
-struct SavedHead {
+/// A frozen run's saved head on its backbone.
+struct SavedFrozen {
     params: FrozenParams,
     backbone: Backbone,
-    /// One row per class score, in f64 as the head was fitted.
-    weights: Vec<Vec<f64>>,
-    bias: Vec<f64>,
+    head: SavedHead,
 }
 
-impl SavedHead {
-    fn load(p: &FrozenParams, saved: &Saved<'_>) -> anyhow::Result<SavedHead> {
-        use anyhow::{bail, Context};
+impl SavedFrozen {
+    fn load(p: &FrozenParams, saved: &Saved<'_>) -> anyhow::Result<SavedFrozen> {
         let dir = locate(&p.backbone, saved.models_dir)?;
         let backbone = Backbone::load(&dir, p.max_length, false, &p.device.resolve()?)?;
         if let Some(sha) = saved.backbone_sha256 {
             if sha != backbone.checkpoint.fingerprint {
-                bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.checkpoint.fingerprint);
+                anyhow::bail!("the backbone at {} is not the one the run used (sha256 {} ≠ {sha})", dir.display(), backbone.checkpoint.fingerprint);
             }
         }
-        let path = saved.artifact.join("head.safetensors");
-        let head = candle_core::safetensors::load(&path, &candle_core::Device::Cpu)?;
-        let (w, b) = (head.get("weight").context("head.safetensors has no weight")?, head.get("bias").context("head.safetensors has no bias")?);
-        let weights: Vec<Vec<f64>> = w.to_vec2::<f32>()?.into_iter().map(|r| r.into_iter().map(f64::from).collect()).collect();
-        let bias: Vec<f64> = b.to_vec1::<f32>()?.into_iter().map(f64::from).collect();
-        let h = backbone.encoder.hidden_size();
-        if bias.len() != weights.len() || weights.iter().any(|r| r.len() != h) {
-            bail!("{}: the head's weight ({} rows) and bias ({}) do not fit the backbone's {h}-wide embeddings", path.display(), weights.len(), bias.len());
-        }
-        Ok(SavedHead { params: p.clone(), backbone, weights, bias })
+        let head = SavedHead::load(saved.artifact, backbone.encoder.hidden_size())?;
+        Ok(SavedFrozen { params: p.clone(), backbone, head })
     }
 }
 
-impl Predictor for SavedHead {
+impl Predictor for SavedFrozen {
     fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities> {
         let p = &self.params;
         let (_, emb) = embed_texts(&self.backbone, texts, p.pooling, p.batch_size, &p.device.resolve()?)?;
-        let logits = |e: &Vec<f32>| -> Vec<f64> {
-            self.weights.iter().zip(&self.bias).map(|(row, b)| e.iter().zip(row).map(|(&x, &w)| x as f64 * w).sum::<f64>() + b).collect()
-        };
-        Ok(if self.weights.len() == 1 {
-            ClassProbabilities::binary(emb.iter().map(|e| 1.0 / (1.0 + (-logits(e)[0]).exp())).collect())
-        } else {
-            let softmax = |mut z: Vec<f64>| {
-                crate::methods::multinomial::softmax_in_place((&mut z[..]).into());
-                z
-            };
-            ClassProbabilities::new(self.weights.len(), emb.iter().flat_map(|e| softmax(logits(e))).collect())
-        })
+        Ok(self.head.predict_proba(&to_features(&emb)))
     }
+}
+
+/// Embeddings as the head's f64 features.
+fn to_features(rows: &[Vec<f32>]) -> Array2<f64> {
+    let dim = rows.first().map_or(0, Vec::len);
+    Array2::from_shape_fn((rows.len(), dim), |(i, j)| rows[i][j] as f64)
 }
 
 pub fn fit(p: &FrozenParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedFrozen, MethodError> {
@@ -193,8 +174,7 @@ impl Fitted for FittedFrozen {
     }
 
     fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
-        let (w, b) = self.head.coefficients();
-        save_head(&w, &b, dir)?;
+        self.head.save(dir)?;
         Ok(true)
     }
 
@@ -211,18 +191,4 @@ impl Fitted for FittedFrozen {
             "embedding_texts_per_s": self.embed_rate,
         })
     }
-}
-
-/// The head as `head.safetensors`: two classes, weight [1, hidden] and bias [1] (the positive class's
-/// log-odds); k classes, weight [k, hidden] and bias [k] (the logits of a softmax).
-fn save_head(weights: &[Vec<f64>], intercepts: &[f64], dir: &std::path::Path) -> Result<(), ModelError> {
-    let dim = weights.first().map_or(0, Vec::len);
-    let w: Vec<f32> = weights.iter().flatten().map(|&x| x as f32).collect();
-    let b: Vec<f32> = intercepts.iter().map(|&x| x as f32).collect();
-    let tensors = std::collections::HashMap::from([
-        ("weight".to_string(), candle_core::Tensor::from_vec(w, (weights.len(), dim), &candle_core::Device::Cpu)?),
-        ("bias".to_string(), candle_core::Tensor::from_vec(b, intercepts.len(), &candle_core::Device::Cpu)?),
-    ]);
-    candle_core::safetensors::save(&tensors, dir.join("head.safetensors"))?;
-    Ok(())
 }

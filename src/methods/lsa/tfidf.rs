@@ -1,5 +1,5 @@
 //! TF-IDF fitted on training documents only, as scikit-learn's TfidfVectorizer computes it:
-//! tokens are runs of two or more word characters (lower-cased), idf = ln((1 + n) / (1 + df)) + 1,
+//! tokens are runs of two or more word characters (lower-cased; `tokens::words`), idf = ln((1 + n) / (1 + df)) + 1,
 //! optional sublinear tf (1 + ln tf), rows L2-normalised. linfa's vectorizer recomputes IDF from whatever
 //! it transforms and does not normalise rows, so evaluation vectors would leak their own statistics.
 
@@ -33,22 +33,7 @@ fn for_each_term(text: &str, opts: &TfidfOptions, mut f: impl FnMut(&str)) {
     } else {
         text
     };
-    let mut tokens: Vec<&str> = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut chars = 0usize;
-    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), ' '))) {
-        if c.is_alphanumeric() || c == '_' {
-            if start.is_none() {
-                start = Some(i);
-                chars = 0;
-            }
-            chars += 1;
-        } else if let Some(s) = start.take() {
-            if chars >= 2 {
-                tokens.push(&text[s..i]);
-            }
-        }
-    }
+    let tokens = crate::methods::tokens::words(text);
     let (lo, hi) = opts.ngram_range;
     let mut buf = String::new();
     for n in lo..=hi {

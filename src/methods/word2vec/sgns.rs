@@ -1,0 +1,403 @@
+//! Word2Vec with negative sampling (skip-gram or CBOW), trained in parallel with a result that does not
+//! depend on the number of threads.
+//!
+//! gensim (like the original C tool) runs Hogwild: threads update shared vectors without locks, so the
+//! result depends on how the threads interleave. Here each epoch's texts are cut into jobs of about
+//! 1/256 of the corpus (500 to 50,000 words), and the jobs into periods of `SHARDS` jobs. Within a period every job reads the
+//! vectors as they were at the period's start and writes into its own overlay (a private copy of each
+//! row it touches, made on first touch); at the period's end each job's change (overlay − start) is
+//! added to the shared vectors, job by job in a fixed order. Which job runs on which thread changes
+//! nothing, so `--threads 1` and `--threads 2` give the same bits. A job sees the other jobs' updates of
+//! its period one period late: the same staleness Hogwild has between its threads, but fixed in size
+//! (SHARDS − 1 jobs, under 1% of an epoch) and the same on every run. Each job's random draws (down-sampling, window
+//! shrinking, negatives) come from its own generator, seeded from the run's seed, the epoch and the
+//! job's number; its learning rate is the linear decay at the job's place in the whole training run.
+
+use multiversion::multiversion;
+use rayon::prelude::*;
+
+use super::vocab::Unigram;
+
+/// Jobs per epoch: a job is 1/JOBS_PER_EPOCH of the corpus, so that the staleness is a fixed small share
+/// of an epoch (smaller jobs cost more: each copies the rows it touches), within these bounds in words.
+const JOBS_PER_EPOCH: usize = 256;
+const JOB_WORDS: std::ops::RangeInclusive<usize> = 500..=50_000;
+/// Texts are cut into pieces of at most this many words (gensim's cut), so that no job is much longer
+/// than another and a period's jobs end together; windows do not cross a cut.
+const PIECE_WORDS: usize = 10_000;
+/// Jobs per period: the most threads that can work at once, and the staleness in jobs.
+pub const SHARDS: usize = 2;
+/// Scores beyond ±MAX_EXP are saturated: their sigmoid is taken as 0 or 1 and the update skipped, as
+/// word2vec and gensim do.
+const MAX_EXP: f32 = 6.0;
+const EXP_TABLE_SIZE: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    SkipGram,
+    Cbow,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub architecture: Architecture,
+    pub window: usize,
+    pub negative: usize,
+    pub epochs: usize,
+    pub alpha: f32,
+    pub min_alpha: f32,
+    pub seed: u64,
+}
+
+/// What training did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Words of the corpus (in the vocabulary) times epochs: the work's size, as gensim's "raw words".
+    pub raw_words: u64,
+    /// The words trained on after down-sampling.
+    pub effective_words: u64,
+    pub seconds: f64,
+}
+
+/// A private copy of the rows a job touches.
+struct Overlay {
+    dim: usize,
+    /// Each row's place in `rows`, or NONE.
+    slot: Vec<u32>,
+    rows: Vec<f32>,
+    touched: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Overlay {
+    fn new(words: usize, dim: usize) -> Overlay {
+        Overlay { dim, slot: vec![NONE; words], rows: Vec::new(), touched: Vec::new() }
+    }
+
+    /// The offset of row `r` in `rows`, copied from `base` on first touch.
+    #[inline(always)]
+    fn offset(&mut self, base: &[f32], r: u32) -> usize {
+        let s = self.slot[r as usize];
+        if s != NONE {
+            return s as usize * self.dim;
+        }
+        let s = self.touched.len();
+        self.slot[r as usize] = s as u32;
+        self.touched.push(r);
+        let at = r as usize * self.dim;
+        self.rows.extend_from_slice(&base[at..at + self.dim]);
+        s * self.dim
+    }
+
+    /// Empties the overlay (after `apply`).
+    fn clear(&mut self) {
+        for &r in &self.touched {
+            self.slot[r as usize] = NONE;
+        }
+        self.rows.clear();
+        self.touched.clear();
+    }
+}
+
+/// Gives `base` the overlays' changes: a row one overlay touched becomes that overlay's row; a row
+/// several touched becomes the start plus each one's change (overlay − start), added in overlay order.
+/// Either way the result does not depend on the threads. Then empties the overlays.
+fn apply(overlays: &mut [&mut Overlay], base: &mut [f32]) {
+    {
+        let overlays: &[&mut Overlay] = overlays;
+        let mut start = Vec::new();
+        for (i, ov) in overlays.iter().enumerate() {
+            let dim = ov.dim;
+            for (k, &r) in ov.touched.iter().enumerate() {
+                let (at, mine) = (r as usize * dim, &ov.rows[k * dim..(k + 1) * dim]);
+                let shared = overlays.iter().enumerate().any(|(j, o)| j != i && o.slot[r as usize] != NONE);
+                if !shared {
+                    base[at..at + dim].copy_from_slice(mine);
+                    continue;
+                }
+                let first = overlays.iter().position(|o| o.slot[r as usize] != NONE) == Some(i);
+                if !first {
+                    continue;
+                }
+                // The first overlay to hold the row adds every overlay's change to the start.
+                start.clear();
+                start.extend_from_slice(&base[at..at + dim]);
+                for o in overlays.iter().filter(|o| o.slot[r as usize] != NONE) {
+                    let s = o.slot[r as usize] as usize;
+                    let theirs = &o.rows[s * dim..(s + 1) * dim];
+                    base[at..at + dim].iter_mut().zip(theirs.iter().zip(&start)).for_each(|(b, (t, s0))| *b += t - s0);
+                }
+            }
+        }
+    }
+    overlays.iter_mut().for_each(|ov| ov.clear());
+}
+
+/// wyrand: a fast 64-bit generator, one per job.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, epoch: usize, job: usize) -> Rng {
+        let mut r = Rng(seed ^ 0x2545_f491_4f6c_dd1d);
+        r.next();
+        r.0 ^= (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (job as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+        r.next();
+        r
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+}
+
+/// What every job reads.
+struct Shared<'a> {
+    settings: &'a Settings,
+    keep: &'a [u32],
+    unigram: &'a Unigram,
+    exp_table: Vec<f32>,
+    dim: usize,
+}
+
+/// Trains `input` (the word vectors, [words × dim], initialised by the caller) on the corpus, each text
+/// a list of word indices. `on_words` is told of progress, in corpus words.
+pub fn train(corpus: &[Vec<u32>], input: &mut [f32], dim: usize, keep: &[u32], unigram: &Unigram, s: &Settings, on_words: &(dyn Fn(u64) + Sync)) -> Outcome {
+    let words = keep.len();
+    let mut output = vec![0f32; words * dim];
+    let exp_table = (0..EXP_TABLE_SIZE)
+        .map(|i| {
+            let x = ((i as f32 / EXP_TABLE_SIZE as f32) * 2.0 - 1.0) * MAX_EXP;
+            let e = x.exp();
+            e / (e + 1.0)
+        })
+        .collect();
+    let shared = Shared { settings: s, keep, unigram, exp_table, dim };
+    let per_epoch: u64 = corpus.iter().map(|t| t.len() as u64).sum();
+    let job_words = (per_epoch as usize / JOBS_PER_EPOCH).clamp(*JOB_WORDS.start(), *JOB_WORDS.end());
+    let corpus = pieces(corpus, job_words.min(PIECE_WORDS));
+    let jobs = cut_jobs(&corpus, job_words);
+    let total = per_epoch * s.epochs as u64;
+    let mut overlays: Vec<(Overlay, Overlay)> = (0..SHARDS.min(jobs.len()).max(1)).map(|_| (Overlay::new(words, dim), Overlay::new(words, dim))).collect();
+    let started = std::time::Instant::now();
+    let mut effective = 0u64;
+    for epoch in 0..s.epochs {
+        let mut done = per_epoch * epoch as u64;
+        for (period, group) in jobs.chunks(overlays.len()).enumerate() {
+            let starts: Vec<u64> = group
+                .iter()
+                .scan(done, |at, job| {
+                    let here = *at;
+                    *at += job.words;
+                    Some(here)
+                })
+                .collect();
+            let (input_now, output_now) = (&*input, &output);
+            let kept: Vec<u64> = overlays
+                .par_iter_mut()
+                .zip(group.par_iter().zip(starts.par_iter()))
+                .enumerate()
+                .map(|(k, ((ov_in, ov_out), (job, &start)))| {
+                    let progress = start as f32 / total.max(1) as f32;
+                    let alpha = (s.alpha - (s.alpha - s.min_alpha) * progress).max(s.min_alpha);
+                    let mut rng = Rng::new(s.seed, epoch, period * SHARDS + k);
+                    run_job(&corpus[job.texts.clone()], input_now, output_now, ov_in, ov_out, &shared, alpha, &mut rng)
+                })
+                .collect();
+            let (mut ins, mut outs): (Vec<&mut Overlay>, Vec<&mut Overlay>) = overlays.iter_mut().take(group.len()).map(|(a, b)| (a, b)).unzip();
+            apply(&mut ins, input);
+            apply(&mut outs, &mut output);
+            effective += kept.iter().sum::<u64>();
+            let words: u64 = group.iter().map(|j| j.words).sum();
+            done += words;
+            on_words(words);
+        }
+    }
+    Outcome { raw_words: total, effective_words: effective, seconds: started.elapsed().as_secs_f64() }
+}
+
+/// A run of consecutive texts of about the job size.
+struct Job {
+    texts: std::ops::Range<usize>,
+    words: u64,
+}
+
+fn pieces(corpus: &[Vec<u32>], size: usize) -> Vec<&[u32]> {
+    corpus.iter().flat_map(|t| t.chunks(size)).collect()
+}
+
+fn cut_jobs(corpus: &[&[u32]], job_words: usize) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let (mut start, mut words) = (0, 0u64);
+    for (i, t) in corpus.iter().enumerate() {
+        words += t.len() as u64;
+        if words as usize >= job_words {
+            jobs.push(Job { texts: start..i + 1, words });
+            (start, words) = (i + 1, 0);
+        }
+    }
+    if start < corpus.len() {
+        jobs.push(Job { texts: start..corpus.len(), words });
+    }
+    jobs
+}
+
+/// One job's texts, sequentially; returns how many words were kept by down-sampling.
+#[allow(clippy::too_many_arguments)]
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn run_job<'a>(texts: &[&[u32]], input: &[f32], output: &[f32], ov_in: &mut Overlay, ov_out: &mut Overlay, c: &Shared<'a>, alpha: f32, rng: &mut Rng) -> u64 {
+    let s = c.settings;
+    let dim = c.dim;
+    let mut kept_words: Vec<u32> = Vec::new();
+    let mut work = vec![0f32; dim];
+    let mut hidden = vec![0f32; dim];
+    let mut kept = 0u64;
+    for text in texts {
+        kept_words.clear();
+        kept_words.extend(text.iter().copied().filter(|&w| c.keep[w as usize] >= rng.next() as u32));
+        kept += kept_words.len() as u64;
+        let n = kept_words.len();
+        for i in 0..n {
+            let b = (rng.next() % s.window as u64) as usize;
+            let reach = s.window - b;
+            let (lo, hi) = (i.saturating_sub(reach), (i + reach + 1).min(n));
+            let word = kept_words[i];
+            match s.architecture {
+                Architecture::SkipGram => {
+                    for (j, &context) in kept_words.iter().enumerate().take(hi).skip(lo) {
+                        if j == i {
+                            continue;
+                        }
+                        let ctx = ov_in.offset(input, context);
+                        work.fill(0.0);
+                        predict(&ov_in.rows[ctx..ctx + dim], word, &mut work, output, ov_out, c, alpha, rng);
+                        for (v, w) in ov_in.rows[ctx..ctx + dim].iter_mut().zip(&work) {
+                            *v += w;
+                        }
+                    }
+                }
+                Architecture::Cbow => {
+                    let count = (hi - lo - 1) as f32;
+                    if count < 0.5 {
+                        continue;
+                    }
+                    hidden.fill(0.0);
+                    for j in (lo..hi).filter(|&j| j != i) {
+                        let ctx = ov_in.offset(input, kept_words[j]);
+                        for (h, v) in hidden.iter_mut().zip(&ov_in.rows[ctx..ctx + dim]) {
+                            *h += v;
+                        }
+                    }
+                    hidden.iter_mut().for_each(|h| *h /= count);
+                    work.fill(0.0);
+                    predict(&hidden, word, &mut work, output, ov_out, c, alpha, rng);
+                    for j in (lo..hi).filter(|&j| j != i) {
+                        let ctx = ov_in.offset(input, kept_words[j]);
+                        for (v, w) in ov_in.rows[ctx..ctx + dim].iter_mut().zip(&work) {
+                            *v += w;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    kept
+}
+
+/// The update of one (input vector, predicted word) pair and its negatives: the input's error is
+/// accumulated in `work`, each output row updated in place (in the job's overlay).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn predict(l1: &[f32], word: u32, work: &mut [f32], output: &[f32], ov_out: &mut Overlay, c: &Shared<'_>, alpha: f32, rng: &mut Rng) {
+    let dim = c.dim;
+    for d in 0..=c.settings.negative {
+        let (target, label) = if d == 0 {
+            (word, 1.0f32)
+        } else {
+            let t = c.unigram.draw(rng.next());
+            if t == word {
+                continue;
+            }
+            (t, 0.0)
+        };
+        let o = ov_out.offset(output, target);
+        let l2 = &mut ov_out.rows[o..o + dim];
+        let f = dot(l1, l2);
+        if f <= -MAX_EXP || f >= MAX_EXP {
+            continue;
+        }
+        let sig = sigmoid(&c.exp_table, f);
+        let g = (label - sig) * alpha;
+        for ((w, b), a) in work.iter_mut().zip(l2.iter_mut()).zip(l1) {
+            *w += g * *b;
+            *b += g * a;
+        }
+    }
+}
+
+/// σ(f) for |f| < MAX_EXP from the table. An f just under MAX_EXP can round to the table's end in f32:
+/// the last entry stands for it.
+#[inline(always)]
+fn sigmoid(table: &[f32], f: f32) -> f32 {
+    table[(((f + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize).min(EXP_TABLE_SIZE - 1)]
+}
+
+/// a · b with sixteen partial sums, so that the loop vectorises (a single running sum would fix the
+/// order of the additions and keep it scalar).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut sum = 0.0;
+    for k in [0, 8] {
+        let half: f32 = (0..8).map(|l| acc[k + l]).fold(0.0, |s, v| s + v);
+        sum += half;
+    }
+    sum + ra.iter().zip(rb).map(|(x, y)| x * y).fold(0.0, |s, v| s + v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sigmoid_table_covers_its_whole_range() {
+        let table: Vec<f32> = (0..EXP_TABLE_SIZE).map(|i| 1.0 / (1.0 + (-((i as f32 / EXP_TABLE_SIZE as f32) * 2.0 - 1.0) * MAX_EXP).exp())).collect();
+        // The largest f32 under MAX_EXP: (f + 6) · 1000/12 rounds to 1000.
+        let f = f32::from_bits(MAX_EXP.to_bits() - 1);
+        assert!(sigmoid(&table, f) > 0.997);
+        assert!(sigmoid(&table, -MAX_EXP + 1e-6) < 0.003);
+        assert!((sigmoid(&table, 0.0) - 0.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn dot_adds_every_product() {
+        for n in [1, 15, 16, 17, 100, 300] {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+            let b: Vec<f32> = (0..n).map(|i| 1.0 - i as f32 * 0.01).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+            assert!((f64::from(dot(&a, &b)) - want).abs() < 1e-3 * want.abs().max(1.0), "n {n}");
+        }
+    }
+
+    #[test]
+    fn jobs_cover_the_corpus_in_order_and_long_texts_are_cut() {
+        let corpus: Vec<Vec<u32>> = vec![vec![1; 300], vec![2; 1200], vec![3; 10], vec![4; 700]];
+        let pieces = pieces(&corpus, 500);
+        assert_eq!(pieces.iter().map(|p| p.len()).collect::<Vec<_>>(), vec![300, 500, 500, 200, 10, 500, 200]);
+        let jobs = cut_jobs(&pieces, 500);
+        assert_eq!(jobs.iter().map(|j| j.words).sum::<u64>(), 2210);
+        assert_eq!(jobs.first().unwrap().texts.start, 0);
+        assert!(jobs.windows(2).all(|w| w[0].texts.end == w[1].texts.start));
+        assert!(jobs.iter().take(jobs.len() - 1).all(|j| (500..1000).contains(&(j.words as usize))));
+    }
+}
