@@ -5,6 +5,8 @@
 #
 #   benches/word2vec_vs_gensim.sh [DATA_DIR] [ROUNDS] [SPEC...]      (default: experiments/enron-word2vec.yaml)
 #
+# Each side trains one model: the spec's first run (seed 0) and the peer with --seed 0.
+#
 # Writes the spec's split with `bench datasets split`, then per round runs `bench run --force` and
 # benches/gensim_word2vec.py (gensim with `workers=$WORKERS`, default 2). Reports the medians of: training
 # words per second (corpus words in the vocabulary × epochs / training seconds, both sides the same
@@ -34,7 +36,9 @@ echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), 
 for spec in "${specs[@]}"; do
     echo "== $spec"
     ./target/release/bench -q datasets split "$spec" --out "$work/split" --data-dir "$data" >/dev/null
-    ours="./target/release/bench -q run --force --data-dir $data --runs-dir $work/runs $spec"
+    # One run, seed 0, as the peer does one: the spec's first shard of as many shards as it has runs.
+    n=$(./target/release/bench run --dry-run --data-dir "$data" "$spec" 2>/dev/null | grep -c ' word2vec ')
+    ours="./target/release/bench -q run --force --shard 1/$n --data-dir $data --runs-dir $work/runs $spec"
     theirs="$venv/bin/python benches/gensim_word2vec.py $spec $work/split --workers $workers"
     declare -a wa=() wb=() ta=() tb=() ma=() mb=() aa=() ab=()
     for _ in $(seq "$rounds"); do

@@ -10,11 +10,10 @@
 //! `--threads 2` give the same bits. A job sees the other job's updates of its period one period late:
 //! staleness as Hogwild has between its threads, but fixed in size (one job, at most 1/64 of an epoch)
 //! and the same on every run. Smaller jobs would see each other sooner but copy more rows per word: on
-//! Enron, jobs of 1/256 of an epoch spent 18% of the time copying rows and trained 0.84× as fast as
-//! gensim, jobs of 50,000 words about as fast, at the same accuracy. Each job's random draws
-//! (down-sampling, window shrinking, negatives) come from its own generator, seeded from the run's seed,
-//! the epoch and the job's number; its learning rate is the linear decay at the job's place in the whole
-//! training run.
+//! Enron, jobs of 1/256 of an epoch spent 18% of the time copying rows (benches/README.md). Each job's
+//! random draws (down-sampling, window shrinking, negatives) come from its own generator, seeded from the
+//! run's seed, the epoch and the job's number; its learning rate is the linear decay at the job's place
+//! in the whole training run.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
