@@ -119,3 +119,19 @@ fn bad_settings_and_bad_vector_files_are_usage_errors_naming_where() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(sb.runs_dir_is_empty(), "checked before any run starts");
 }
+
+#[test]
+fn predict_refuses_pooling_weights_that_do_not_fit_the_vectors() {
+    let sb = Sandbox::new();
+    std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
+    let small = run(&sb, &sb.write("a.yaml", csv_spec("smoke.csv", "  kind: word2vec\n  vector_size: 10\n  min_count: 3\n")), &[]);
+    let pooling = artifact(&sb, &small, "pooling.safetensors");
+    std::fs::remove_file(sb.runs_dir().join(format!("{}.json", small["id"].as_str().unwrap()))).unwrap();
+    let r = run(&sb, &sb.write("b.yaml", csv_spec("smoke.csv", "  kind: word2vec\n  vector_size: 10\n  min_count: 1\n")), &[]);
+    let dir = sb.runs_dir().join(r["artifact"].as_str().unwrap());
+    std::fs::write(dir.join("pooling.safetensors"), pooling).unwrap();
+    let out = sb.bench().args(["predict", "--run", &r["id"].as_str().unwrap()[..8], "free prize"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && out.status.code() != Some(101), "{err}");
+    assert!(err.contains("pooling.safetensors") && err.contains("pooling weights for the"), "{err}");
+}

@@ -163,6 +163,14 @@ impl Method for Word2VecParams {
     fn load(&self, _kind: &str, saved: &Saved<'_>) -> anyhow::Result<Option<Box<dyn Predictor>>> {
         let vectors = vectors::read(&saved.artifact.join(VECTORS_FILE))?;
         let weights = read_weights(&saved.artifact.join(POOLING_FILE))?;
+        if weights.len() != vectors.words.len() {
+            anyhow::bail!(
+                "{}: {} pooling weights for the {} words of {VECTORS_FILE}",
+                saved.artifact.join(POOLING_FILE).display(),
+                weights.len(),
+                vectors.words.len()
+            );
+        }
         let head = SavedHead::load(saved.artifact, vectors.dim)?;
         Ok(Some(Box::new(Saved2Vec { features: Features::new(vectors, weights, self), head })))
     }
