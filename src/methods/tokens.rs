@@ -1,6 +1,22 @@
-//! The word rule of the bag-of-words methods (LSA's TF-IDF, word2vec): a word is a run of two or more
-//! word characters (alphanumeric or `_`), as scikit-learn's default `token_pattern` `(?u)\b\w\w+\b`;
-//! the callers lower-case the text first unless told not to.
+//! What the bag-of-words methods (LSA's TF-IDF, word2vec) share: the word rule, a word being a run of two
+//! or more word characters (alphanumeric or `_`), as scikit-learn's default `token_pattern`
+//! `(?u)\b\w\w+\b`, on the text lower-cased unless told not to; and scikit-learn's smooth IDF.
+
+use std::borrow::Cow;
+
+/// The text as words are read from it: lower-cased when `lowercase`.
+pub fn prepared(text: &str, lowercase: bool) -> Cow<'_, str> {
+    if lowercase {
+        Cow::Owned(text.to_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// scikit-learn's smooth IDF of a term in `df` of `n` documents: ln((1 + n) / (1 + df)) + 1.
+pub fn smooth_idf(n: usize, df: u64) -> f64 {
+    ((1.0 + n as f64) / (1.0 + df as f64)).ln() + 1.0
+}
 
 /// The words of `text`, in order.
 pub fn words(text: &str) -> Vec<&str> {

@@ -26,14 +26,8 @@ pub struct Tfidf {
 
 /// Calls `f` on every n-gram of the document, in order.
 fn for_each_term(text: &str, opts: &TfidfOptions, mut f: impl FnMut(&str)) {
-    let lowered;
-    let text = if opts.lowercase {
-        lowered = text.to_lowercase();
-        &lowered
-    } else {
-        text
-    };
-    let tokens = crate::methods::tokens::words(text);
+    let text = crate::methods::tokens::prepared(text, opts.lowercase);
+    let tokens = crate::methods::tokens::words(&text);
     let (lo, hi) = opts.ngram_range;
     let mut buf = String::new();
     for n in lo..=hi {
@@ -87,7 +81,7 @@ impl Tfidf {
             terms.truncate(max);
         }
         terms.sort_by(|a, b| a.0.cmp(&b.0));
-        let idf: Vec<f64> = terms.iter().map(|(_, df, _)| ((1.0 + n as f64) / (1.0 + *df as f64)).ln() + 1.0).collect();
+        let idf: Vec<f64> = terms.iter().map(|(_, df, _)| crate::methods::tokens::smooth_idf(n, u64::from(*df))).collect();
         let vocabulary = terms.into_iter().enumerate().map(|(i, (t, _, _))| (t, i as u32)).collect();
         let model = Tfidf { opts, vocabulary, idf };
         let matrix = model.transform(texts, on_doc);

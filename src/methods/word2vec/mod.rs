@@ -233,11 +233,7 @@ impl Features {
 }
 
 fn tokenize(text: &str, lowercase: bool) -> Vec<String> {
-    if lowercase {
-        super::tokens::words(&text.to_lowercase()).into_iter().map(String::from).collect()
-    } else {
-        super::tokens::words(text).into_iter().map(String::from).collect()
-    }
+    super::tokens::words(&super::tokens::prepared(text, lowercase)).into_iter().map(String::from).collect()
 }
 
 pub struct FittedWord2Vec {
@@ -248,7 +244,7 @@ pub struct FittedWord2Vec {
     eval_unknown: Mutex<Option<usize>>,
 }
 
-/// scikit-learn's smooth IDF of each vocabulary word over the training texts: ln((1 + n) / (1 + df)) + 1.
+/// scikit-learn's smooth IDF of each vocabulary word over the training texts (`tokens::smooth_idf`).
 fn idf(words: &[String], texts: &[Vec<String>]) -> Vec<f32> {
     let index: FxHashMap<&str, usize> = words.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect();
     let mut df = vec![0u64; words.len()];
@@ -258,8 +254,7 @@ fn idf(words: &[String], texts: &[Vec<String>]) -> Vec<f32> {
         seen.dedup();
         seen.into_iter().for_each(|i| df[i] += 1);
     }
-    let n = texts.len() as f64;
-    df.iter().map(|&d| (((1.0 + n) / (1.0 + d as f64)).ln() + 1.0) as f32).collect()
+    df.iter().map(|&d| super::tokens::smooth_idf(texts.len(), d) as f32).collect()
 }
 
 pub fn fit(p: &Word2VecParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<FittedWord2Vec, MethodError> {
