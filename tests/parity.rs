@@ -40,3 +40,44 @@ fn minilm_matches_pytorch() {
     assert!(worst_mean < 1e-4, "mean-pooled embeddings differ by {worst_mean}");
     assert!(worst_cls < 1e-4, "CLS hidden states differ by {worst_cls}");
 }
+
+/// The decoder family on the real SmolLM2-135M-Instruct GGUF (Q4_1, de-quantized to f32) reproduces
+/// transformers' outputs (../shared/reference/smollm2-parity.json, computed through transformers' own GGUF
+/// loader): identical token ids, the final-norm state of the last token and the mean over tokens within
+/// 1e-3, and the same top-5 next tokens (output layer tied to the embeddings).
+#[test]
+fn smollm2_gguf_matches_pytorch() {
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(shared().join("reference/smollm2-parity.json")).unwrap()).unwrap();
+    let texts: Vec<&str> = reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let rows = reference["rows"].as_array().unwrap();
+    assert_eq!((texts.len(), rows.len()), (31, 31));
+    let backbone = Backbone::load(&shared().join("models/SmolLM2-135M-Instruct"), 128, false, &Device::Cpu).unwrap();
+    assert_eq!(backbone.checkpoint.family.name, "LLaMA");
+
+    // Batches mix lengths: packed sequences, each attending causally within itself.
+    let (ids, last) = embed_texts(&backbone, &texts, Pooling::Last, 5, &Device::Cpu).unwrap();
+    let (_, mean) = embed_texts(&backbone, &texts, Pooling::Mean, 7, &Device::Cpu).unwrap();
+    let embeddings = backbone.encoder.named_tensors().into_iter().find(|(n, _)| n == "embed_tokens.weight").unwrap().1;
+    let hidden = candle_core::Tensor::from_vec(last.concat(), (texts.len(), last[0].len()), &Device::Cpu).unwrap();
+    let logits: Vec<Vec<f32>> = hidden.matmul(&embeddings.t().unwrap()).unwrap().to_vec2().unwrap();
+    let (mut worst_last, mut worst_mean, mut worst_logit) = (0.0f64, 0.0f64, 0.0f64);
+    for (i, row) in rows.iter().enumerate() {
+        let want_ids: Vec<u32> = row["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(ids[i], want_ids, "token ids of text {i}");
+        let want = |key: &str| -> Vec<f64> { row[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect() };
+        worst_last = worst_last.max(max_abs(&last[i], &want("last_token_hidden")));
+        worst_mean = worst_mean.max(max_abs(&mean[i], &want("mean_pooled")));
+        let mut order: Vec<usize> = (0..logits[i].len()).collect();
+        order.sort_by(|&a, &b| logits[i][b].total_cmp(&logits[i][a]));
+        let top5: Vec<u64> = order[..5].iter().map(|&t| t as u64).collect();
+        let want_top: Vec<u64> = row["next_token_top5"]["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(top5, want_top, "top-5 next tokens of text {i}");
+        for (&t, l) in top5.iter().zip(row["next_token_top5"]["logits"].as_array().unwrap()) {
+            worst_logit = worst_logit.max((logits[i][t as usize] as f64 - l.as_f64().unwrap()).abs());
+        }
+    }
+    eprintln!("max abs difference: last-token {worst_last:.2e}, mean-pooled {worst_mean:.2e}, top-5 logits {worst_logit:.2e}");
+    assert!(worst_last < 1e-3, "last-token hidden states differ by {worst_last}");
+    assert!(worst_mean < 1e-3, "mean-pooled states differ by {worst_mean}");
+    assert!(worst_logit < 1e-2, "top-5 logits differ by {worst_logit}");
+}

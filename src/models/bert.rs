@@ -301,11 +301,11 @@ impl Layer {
         let context = match *sequences {
             Sequences::Packed(lengths) => {
                 let dropout = mode.dropout_key(cfg.attention_probs_dropout_prob);
-                crate::nn::attention::attention_packed(&q, &k, &v, lengths, heads, scale, dropout)?
+                crate::nn::attention::attention_packed(&q, &k, &v, lengths, heads, scale, dropout, false)?
             }
             Sequences::Padded { bias, batch, seq } if fused => {
                 let dropout = mode.dropout_key(cfg.attention_probs_dropout_prob);
-                crate::nn::attention::attention(&q, &k, &v, &bias.reshape((batch, seq))?, heads, scale, dropout)?
+                crate::nn::attention::attention(&q, &k, &v, &bias.reshape((batch, seq))?, heads, scale, dropout, false)?
             }
             Sequences::Padded { bias, batch: b, seq: t } => {
                 let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
@@ -379,7 +379,7 @@ impl SequenceClassifier for BertClassifier {
         let hidden = self.encoder.forward(ids, mask, mode)?;
         let pooled = match self.pooling {
             Pooling::Cls => self.pooler.forward(&pool(&hidden, mask, Pooling::Cls)?, mode)?.tanh()?,
-            Pooling::Mean => pool(&hidden, mask, Pooling::Mean)?,
+            other => pool(&hidden, mask, other)?,
         };
         let pooled = mode.dropout(&pooled, self.encoder.config.hidden_dropout_prob)?;
         self.head.forward(&pooled, mode)
@@ -389,9 +389,9 @@ impl SequenceClassifier for BertClassifier {
         self.head.weight.dims().first().copied().unwrap_or(2)
     }
 
-    /// Mean pooling bypasses the pooler: it would get no gradient, so it is not trained.
+    /// Mean (or last-token) pooling bypasses the pooler: it would get no gradient, so it is not trained.
     fn unused(&self, name: &str) -> bool {
-        self.pooling == Pooling::Mean && name.starts_with("pooler.")
+        self.pooling != Pooling::Cls && name.starts_with("pooler.")
     }
 
     fn lora_sites(&mut self) -> Vec<LoraSite<'_>> {
@@ -434,10 +434,10 @@ impl SequenceClassifier for BertClassifier {
 
     fn export_config(&self, config: &mut serde_json::Value) {
         config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
-        if self.pooling == Pooling::Mean {
+        if self.pooling != Pooling::Cls {
             // Transformers keeps unknown keys as attributes; this one warns a reader that the head was
-            // trained on mean-pooled states, which BertForSequenceClassification does not compute.
-            config["textbench_pooling"] = serde_json::json!("mean");
+            // trained on pooled states that BertForSequenceClassification does not compute.
+            config["textbench_pooling"] = serde_json::json!(self.pooling);
         }
     }
 

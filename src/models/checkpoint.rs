@@ -1,5 +1,5 @@
-//! A checkpoint folder in Hugging Face's layout (config.json, model.safetensors or pytorch_model.bin,
-//! tokenizer.json), whatever the family: found by path, under the models directory or as a hub id;
+//! A checkpoint folder in Hugging Face's layout (config.json, model.safetensors or pytorch_model.bin —
+//! or one GGUF file —, tokenizer.json), whatever the family: found by path, under the models directory or as a hub id;
 //! fingerprinted; its tensors read; its tokenizer set to the run's maximum length; batches of texts
 //! padded only to the longest text in the batch.
 
@@ -62,16 +62,38 @@ pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
     })
 }
 
+/// The folder's weights: model.safetensors, pytorch_model.bin, or its one GGUF file.
 fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
-    ["model.safetensors", "pytorch_model.bin"]
-        .iter()
-        .map(|f| dir.join(f))
-        .find(|p| p.is_file())
-        .ok_or_else(|| ModelError::Missing { path: dir.to_path_buf(), hint: "the model folder has neither model.safetensors nor pytorch_model.bin".into() })
+    if let Some(found) = ["model.safetensors", "pytorch_model.bin"].iter().map(|f| dir.join(f)).find(|p| p.is_file()) {
+        return Ok(found);
+    }
+    let mut ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| ModelError::Io { path: dir.to_path_buf(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf") && p.is_file())
+        .collect();
+    ggufs.sort();
+    match ggufs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(ModelError::Missing {
+            path: dir.to_path_buf(),
+            hint: "the model folder has neither model.safetensors, pytorch_model.bin nor a .gguf file".into(),
+        }),
+        many => Err(ModelError::Invalid {
+            path: dir.to_path_buf(),
+            message: format!(
+                "{} GGUF files ({}): keep one per model folder",
+                many.len(),
+                many.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
 }
 
 fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, ModelError> {
-    if path.extension().is_some_and(|e| e == "bin") {
+    if path.extension().is_some_and(|e| e == "gguf") {
+        super::gguf::Gguf::open(path)?.tensors(device)
+    } else if path.extension().is_some_and(|e| e == "bin") {
         let tensors = candle_core::pickle::read_all(path).map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
         tensors.into_iter().map(|(k, t)| Ok((k, t.to_device(device)?))).collect()
     } else {

@@ -8,7 +8,9 @@ pub mod bert;
 pub mod cache;
 pub mod checkpoint;
 pub mod embed;
+pub mod gguf;
 pub mod hub;
+pub mod llama;
 
 use std::path::Path;
 
@@ -21,7 +23,7 @@ use crate::error::ModelError;
 use crate::nn::{Linear, Mode, Pooling, Weights};
 
 /// Every family textbench loads; a checkpoint's config.json `model_type` chooses among them.
-pub const FAMILIES: &[&Family] = &[&bert::FAMILY];
+pub const FAMILIES: &[&Family] = &[&bert::FAMILY, &llama::FAMILY];
 
 /// The family whose LoRA target names a spec's default `lora.targets` are.
 pub const DEFAULT_FAMILY: &Family = &bert::FAMILY;

@@ -34,6 +34,8 @@ pub struct Attention {
     rows: usize,
     /// Dropout probability and mask key, in training.
     dropout: Option<(f64, u64)>,
+    /// Whether each query sees only the keys at or before its own position (a decoder's mask).
+    causal: bool,
 }
 
 /// One sequence: `len` rows from row `start`. Its dropout masks are numbered from `mask_base` on, one
@@ -61,7 +63,7 @@ unsafe impl Sync for Out {}
 
 impl Attention {
     /// Sequences of the given lengths, one after another, with a bias per row.
-    fn new(heads: usize, scale: f64, lengths: impl Iterator<Item = usize>, bias: Vec<f32>, dropout: Option<(f64, u64)>) -> Attention {
+    fn new(heads: usize, scale: f64, lengths: impl Iterator<Item = usize>, bias: Vec<f32>, dropout: Option<(f64, u64)>, causal: bool) -> Attention {
         let (mut start, mut mask_base) = (0, 0);
         let spans = lengths
             .map(|len| {
@@ -71,7 +73,7 @@ impl Attention {
                 span
             })
             .collect();
-        Attention { heads, scale: scale as f32, spans, bias, rows: start, dropout: dropout.filter(|(p, _)| *p > 0.0) }
+        Attention { heads, scale: scale as f32, spans, bias, rows: start, dropout: dropout.filter(|(p, _)| *p > 0.0), causal }
     }
 
     /// Q, K and V are [batch, seq, hidden] or [rows, hidden] (the element layout is the same): the
@@ -99,6 +101,12 @@ impl Attention {
         let (s, _, base) = self.task(d, task);
         // SAFETY: Q and K of this head are len × dh views (row stride h) inside q and k; p is len × len.
         unsafe { product((s.len, s.len, d.dh), p.as_mut_ptr(), s.len, false, (q[base..].as_ptr(), d.h, 1), (k[base..].as_ptr(), 1, d.h), false) };
+        if self.causal {
+            // Keys after the query get no weight (`exp` is exactly 0 there), and so no gradient either.
+            for (i, row) in p.chunks_mut(s.len).enumerate() {
+                row[i + 1..].fill(f32::NEG_INFINITY);
+            }
+        }
         softmax_rows(p, &self.bias[s.start..s.start + s.len], self.scale);
     }
 
@@ -229,20 +237,32 @@ impl CustomOp3 for Attention {
 }
 
 /// Attention over q, k, v [batch, seq, hidden] (or [batch · seq, hidden]) with `heads` heads; `bias`
-/// [batch, seq] masks padding keys; `dropout` (p, key) drops attention weights in training.
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: usize, scale: f64, dropout: Option<(f64, u64)>) -> Result<Tensor> {
+/// [batch, seq] masks padding keys; `dropout` (p, key) drops attention weights in training; `causal`
+/// hides from each query the keys after it.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, heads: usize, scale: f64, dropout: Option<(f64, u64)>, causal: bool) -> Result<Tensor> {
     let (batch, seq) = bias.dims2()?;
     let bias = with_data(bias, "attention bias", <[f32]>::to_vec)?;
-    apply(q, k, v, Attention::new(heads, scale, std::iter::repeat_n(seq, batch), bias, dropout))
+    apply(q, k, v, Attention::new(heads, scale, std::iter::repeat_n(seq, batch), bias, dropout, causal))
 }
 
 /// Attention over sequences packed one after another without padding: q, k, v [Σ lengths, hidden],
 /// each sequence attending to its own tokens only. Numbered as `attention`'s masks are for a batch
 /// padded to nothing, so a batch whose sequences all have the same length gets the same result either
 /// way.
-pub fn attention_packed(q: &Tensor, k: &Tensor, v: &Tensor, lengths: &[usize], heads: usize, scale: f64, dropout: Option<(f64, u64)>) -> Result<Tensor> {
+#[allow(clippy::too_many_arguments)]
+pub fn attention_packed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    lengths: &[usize],
+    heads: usize,
+    scale: f64,
+    dropout: Option<(f64, u64)>,
+    causal: bool,
+) -> Result<Tensor> {
     let bias = vec![0f32; lengths.iter().sum()];
-    apply(q, k, v, Attention::new(heads, scale, lengths.iter().copied(), bias, dropout))
+    apply(q, k, v, Attention::new(heads, scale, lengths.iter().copied(), bias, dropout, causal))
 }
 
 fn apply(q: &Tensor, k: &Tensor, v: &Tensor, op: Attention) -> Result<Tensor> {
@@ -260,13 +280,17 @@ mod tests {
 
     /// The composed path of `encoder::Layer` (split heads, scores, softmax, dropout, merge), with the
     /// dropout mask drawn from the same key.
-    fn composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, heads: usize, dropout: Option<(f64, u64)>) -> Tensor {
+    fn composed(q: &Tensor, k: &Tensor, v: &Tensor, mask: &Tensor, heads: usize, dropout: Option<(f64, u64)>, causal: bool) -> Tensor {
         let (b, t, h) = q.dims3().unwrap();
         let dh = h / heads;
         let split = |y: &Tensor| y.reshape((b, t, heads, dh)).unwrap().transpose(1, 2).unwrap().contiguous().unwrap();
         let (q, k, v) = (split(q), split(k), split(v));
         let scores = q.matmul(&k.t().unwrap().contiguous().unwrap()).unwrap();
-        let bias = super::super::ops::attention_bias(mask).unwrap();
+        let mut bias = super::super::ops::attention_bias(mask).unwrap();
+        if causal {
+            let later: Vec<f32> = (0..t * t).map(|n| if n % t > n / t { -1e9 } else { 0.0 }).collect();
+            bias = bias.broadcast_add(&Tensor::from_vec(later, (1, 1, t, t), q.device()).unwrap()).unwrap();
+        }
         let mut probs = super::super::ops::attention_softmax(&scores, &bias, 1.0 / (dh as f64).sqrt()).unwrap();
         if let Some((p, key)) = dropout {
             probs = super::super::kernels::dropout(&probs, p, key).unwrap();
@@ -287,8 +311,8 @@ mod tests {
         let (q, k, v, mask) = inputs();
         let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
         for dropout in [None, Some((0.3, 7u64))] {
-            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout).unwrap();
-            let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout);
+            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout, false).unwrap();
+            let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout, false);
             let diff = max_abs(&(fused - reference).unwrap());
             assert!(diff < 1e-5, "dropout {dropout:?}: max difference {diff}");
         }
@@ -300,15 +324,15 @@ mod tests {
     fn packed_attention_matches_the_padded_batch_at_real_rows() {
         let (q, k, v, mask) = inputs();
         let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
-        let padded = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, None).unwrap();
+        let padded = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, None, false).unwrap();
         // The second sequence's first 4 rows after the first's 6.
         let pack = |t: &Tensor| Tensor::cat(&[t.get(0).unwrap(), t.get(1).unwrap().narrow(0, 0, 4).unwrap()], 0).unwrap();
         let (pq, pk, pv) = (pack(q.as_tensor()), pack(k.as_tensor()), pack(v.as_tensor()));
-        let packed = attention_packed(&pq, &pk, &pv, &[6, 4], 2, 0.5, None).unwrap();
+        let packed = attention_packed(&pq, &pk, &pv, &[6, 4], 2, 0.5, None, false).unwrap();
         let diff = max_abs(&(packed - pack(&padded)).unwrap());
         assert!(diff < 1e-6, "max difference {diff}");
         let vars: Vec<Var> = [pq, pk, pv].iter().map(|t| Var::from_tensor(t).unwrap()).collect();
-        super::super::kernels::tests::check_gradients(&vars, |t| attention_packed(&t[0], &t[1], &t[2], &[6, 4], 2, 0.5, Some((0.3, 5))).unwrap(), 2e-2);
+        super::super::kernels::tests::check_gradients(&vars, |t| attention_packed(&t[0], &t[1], &t[2], &[6, 4], 2, 0.5, Some((0.3, 5)), false).unwrap(), 2e-2);
     }
 
     /// Backward against finite differences, and against candle's differentiation of the composed ops.
@@ -320,12 +344,12 @@ mod tests {
         for dropout in [None, Some((0.3, 11u64))] {
             super::super::kernels::tests::check_gradients(
                 &[q.clone(), k.clone(), v.clone()],
-                |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, dropout).unwrap(),
+                |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, dropout, false).unwrap(),
                 2e-2,
             );
-            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout).unwrap();
+            let fused = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, dropout, false).unwrap();
             let g1 = (fused * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-            let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout);
+            let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, dropout, false);
             let g2 = (reference * &proj).unwrap().sum_all().unwrap().backward().unwrap();
             for (name, var) in [("q", &q), ("k", &k), ("v", &v)] {
                 let (a, b) = (g1.get(var.as_tensor()).unwrap(), g2.get(var.as_tensor()).unwrap());
@@ -333,5 +357,28 @@ mod tests {
                 assert!(size > 0.0 && diff < 1e-5 * (1.0 + size), "d{name}, dropout {dropout:?}: max difference {diff}");
             }
         }
+    }
+
+    /// A decoder's mask: each query sees its own and earlier keys, padded or packed, forward and
+    /// backward.
+    #[test]
+    fn causal_attention_matches_the_composed_ops_packed_or_padded_and_finite_differences() {
+        let (q, k, v, mask) = inputs();
+        let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
+        let padded = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 2, 0.5, None, true).unwrap();
+        let reference = composed(q.as_tensor(), k.as_tensor(), v.as_tensor(), &mask, 2, None, true);
+        let diff = max_abs(&(&padded - reference).unwrap());
+        assert!(diff < 1e-5, "max difference {diff}");
+        // The first query attends to itself alone: its context is its own value.
+        let first = max_abs(&(padded.get(0).unwrap().get(0).unwrap() - v.as_tensor().get(0).unwrap().get(0).unwrap()).unwrap());
+        assert!(first < 1e-6, "{first}");
+        let pack = |t: &Tensor| Tensor::cat(&[t.get(0).unwrap(), t.get(1).unwrap().narrow(0, 0, 4).unwrap()], 0).unwrap();
+        let (pq, pk, pv) = (pack(q.as_tensor()), pack(k.as_tensor()), pack(v.as_tensor()));
+        let packed = attention_packed(&pq, &pk, &pv, &[6, 4], 2, 0.5, None, true).unwrap();
+        let diff = max_abs(&(packed - pack(&padded)).unwrap());
+        assert!(diff < 1e-6, "packed against padded: max difference {diff}");
+        let vars: Vec<Var> = [pq, pk, pv].iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        super::super::kernels::tests::check_gradients(&vars, |t| attention_packed(&t[0], &t[1], &t[2], &[6, 4], 2, 0.5, Some((0.2, 3)), true).unwrap(), 2e-2);
+        super::super::kernels::tests::check_gradients(&[q, k, v], |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, None, true).unwrap(), 2e-2);
     }
 }

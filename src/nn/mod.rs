@@ -10,6 +10,7 @@ pub mod ops;
 pub mod optim;
 pub mod packing;
 pub mod pooling;
+pub mod rotary;
 pub mod weights;
 
 pub use layers::{LayerNorm, Linear, LoraAdapter, Mode, Then};

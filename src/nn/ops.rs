@@ -35,6 +35,12 @@ pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64)
     normed.broadcast_mul(weight)?.broadcast_add(bias)
 }
 
+/// RMS norm over the last dimension (LLaMA's): x / sqrt(mean(x²) + eps) · weight, no centring, no bias.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
+    x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)
+}
+
 /// Attention weights: softmax(scores · scale + bias) over the last dimension, with scores
 /// [batch, heads, q, k] and the padding bias of `attention_bias` [batch, 1, 1, k].
 /// (On CPU the encoder uses `fused_attention` instead.)

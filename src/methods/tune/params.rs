@@ -115,9 +115,11 @@ pub struct TrainParams {
     /// LoRA only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lora: Option<LoraSettings>,
-    /// What the classification head reads: `cls` (the [CLS] state through the checkpoint's pooler, as
-    /// BertForSequenceClassification does; the default) or `mean` (the mean over real tokens, the
-    /// representation sentence-transformers checkpoints such as MiniLM were trained to produce). Left out
+    /// What the classification head reads: `cls` (the family's own head, the default: for BERT the
+    /// [CLS] state through the checkpoint's pooler, as BertForSequenceClassification does; for a decoder
+    /// the last real token's state, as LlamaForSequenceClassification does), `mean` (the mean over real
+    /// tokens, the representation sentence-transformers checkpoints such as MiniLM were trained to
+    /// produce) or `last` (the last real token's state). Left out
     /// of the stored configuration when it is the default, so earlier runs keep their identities.
     #[serde(skip_serializing_if = "Pooling::is_cls")]
     pub pooling: Pooling,
@@ -243,8 +245,15 @@ impl TrainParams {
                     Err(("lora", "lora.dropout is a probability in [0, 1)".into()))
                 } else if let Some(t) = l.targets.iter().find(|t| !crate::models::is_lora_target(t.as_str())) {
                     Err(("lora", format!("lora.targets names {:?}, which is no layer LoRA can wrap ({})", t.as_str(), crate::models::lora_target_names())))
-                } else if let Some(t) = l.targets.iter().find(|t| self.pooling == Pooling::Mean && crate::models::bypassed_by_mean_pooling(t.as_str())) {
-                    Err(("lora", format!("lora.targets names {0}, but pooling: mean bypasses the {0}; drop one of the two", t.as_str())))
+                } else if let Some(t) = l.targets.iter().find(|t| self.pooling != Pooling::Cls && crate::models::bypassed_by_mean_pooling(t.as_str())) {
+                    Err((
+                        "lora",
+                        format!(
+                            "lora.targets names {0}, but pooling: {1} bypasses the {0}; drop one of the two",
+                            t.as_str(),
+                            serde_json::json!(self.pooling).as_str().unwrap_or("mean")
+                        ),
+                    ))
                 } else if l.targets.is_empty() {
                     Err(("lora", format!("lora.targets needs at least one layer ({})", crate::models::lora_target_names())))
                 } else {
