@@ -236,3 +236,40 @@ fn training_mode_finetuning_gradients_match_finite_differences() {
 fn training_mode_lora_gradients_match_finite_differences() {
     assert_training_gradients_match_finite_differences(&lora_classifier(0.1), "lora");
 }
+
+/// The tiny random decoders of benches/tiny_decoders.py (tests/data/tiny-llama: grouped-query
+/// attention, llama3 rotary scaling; tests/data/tiny-qwen2: q/k/v biases, one key/value head, tied
+/// embeddings): a full fine-tuning step and a LoRA step on all seven projections give transformers' and
+/// peft's gradients for every trainable tensor (tests/data/tiny-decoders.json).
+fn decoder(name: &str, trainable_backbone: bool) -> (Classifier, serde_json::Value) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let all: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("tiny-decoders.json")).unwrap()).unwrap();
+    let mut r = all["models"][name].clone();
+    r["texts"] = all["texts"].clone();
+    r["labels"] = all["labels"].clone();
+    let mut model = Classifier::new(&data.join(name), 128, trainable_backbone, Pooling::Cls, 2, 0, &Device::Cpu).unwrap();
+    assert_eq!(model.checkpoint.family.name, "LLaMA");
+    fill(&trainable(&model, "score.weight"), 0.02, 0.5);
+    if !trainable_backbone {
+        let targets = textbench::methods::tune::params::LoraTarget::defaults(model.checkpoint.family);
+        model.add_lora(&LoraSettings { rank: 4, alpha: 8.0, dropout: 0.0, targets }, 0, &Device::Cpu).unwrap();
+        for (name, var) in &model.trainable {
+            if name.contains(".lora_A.") {
+                fill(var, 0.05, 0.3);
+            } else if name.contains(".lora_B.") {
+                fill(var, 0.02, 0.7);
+            }
+        }
+    }
+    (model, r)
+}
+
+#[test]
+fn decoder_finetuning_and_lora_steps_give_transformers_and_peft_gradients() {
+    for name in ["tiny-llama", "tiny-qwen2"] {
+        let (model, r) = decoder(name, true);
+        assert_gradients_match(&model, &r, "finetune");
+        let (model, r) = decoder(name, false);
+        assert_gradients_match(&model, &r, "lora");
+    }
+}

@@ -81,3 +81,28 @@ fn smollm2_gguf_matches_pytorch() {
     assert!(worst_mean < 1e-3, "mean-pooled states differ by {worst_mean}");
     assert!(worst_logit < 1e-2, "top-5 logits differ by {worst_logit}");
 }
+
+/// The tiny random decoders written by transformers (benches/tiny_decoders.py: a LLaMA with
+/// grouped-query attention and llama3 rotary scaling, a Qwen2 with q/k/v biases and one key/value head)
+/// give transformers' final-norm hidden states within 1e-4, loaded from their Hugging Face folders.
+#[test]
+fn tiny_llama_and_qwen2_folders_match_transformers() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("tiny-decoders.json")).unwrap()).unwrap();
+    let texts: Vec<&str> = reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    for name in ["tiny-llama", "tiny-qwen2"] {
+        let backbone = Backbone::load(&data.join(name), 128, false, &Device::Cpu).unwrap();
+        let (ids, last) = embed_texts(&backbone, &texts, Pooling::Last, 2, &Device::Cpu).unwrap();
+        let (_, mean) = embed_texts(&backbone, &texts, Pooling::Mean, 3, &Device::Cpu).unwrap();
+        let (mut worst_last, mut worst_mean) = (0.0f64, 0.0f64);
+        for (i, row) in reference["models"][name]["rows"].as_array().unwrap().iter().enumerate() {
+            let want_ids: Vec<u32> = row["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            assert_eq!(ids[i], want_ids, "{name}: token ids of text {i}");
+            let want = |key: &str| -> Vec<f64> { row[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect() };
+            worst_last = worst_last.max(max_abs(&last[i], &want("last_token_hidden")));
+            worst_mean = worst_mean.max(max_abs(&mean[i], &want("mean_pooled")));
+        }
+        eprintln!("{name}: max abs difference: last-token {worst_last:.2e}, mean-pooled {worst_mean:.2e}");
+        assert!(worst_last < 1e-4 && worst_mean < 1e-4, "{name}: hidden states differ by {worst_last} (last) and {worst_mean} (mean)");
+    }
+}
