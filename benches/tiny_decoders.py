@@ -17,8 +17,10 @@ tests/data/tiny-decoders.json with, per model:
 Weights are drawn with a fixed torch seed; norms and biases are drawn too (their defaults, ones and
 zeros, would hide a norm or bias applied in the wrong place).
 """
+import csv
 import json
 import os
+import re
 import sys
 
 import torch
@@ -36,14 +38,27 @@ TEXTS = [
 LABELS = [1, 0, 1, 0, 0]
 
 
+def vocabulary():
+    """The words of TEXTS and of the shipped smoke samples (datasets/smoke/*.csv), split as the
+    tokenizer's Whitespace pre-tokenizer splits (runs of word characters, runs of other non-space
+    characters), lower-cased: the smoke specs train the tiny decoders on those samples."""
+    texts = list(TEXTS)
+    smoke = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "datasets", "smoke")
+    for name in sorted(os.listdir(smoke)):
+        if name.endswith(".csv"):
+            with open(os.path.join(smoke, name), newline="") as f:
+                texts += [row["text"] for row in csv.DictReader(f)]
+    return sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]+", t.lower())})
+
+
 def tokenizer(path):
-    words = sorted({w for t in TEXTS for w in t.split()})
+    words = vocabulary()
     vocab = {"<pad>": 0, "<unk>": 1}
     for w in words:
         vocab[w] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
     os.makedirs(path, exist_ok=True)
     tok.save(os.path.join(path, "tokenizer.json"))
     fast = PreTrainedTokenizerFast(tokenizer_file=os.path.join(path, "tokenizer.json"), pad_token="<pad>", unk_token="<unk>", model_input_names=["input_ids", "attention_mask"])

@@ -8,10 +8,10 @@ use candle_core::{DType, Device, Result, Tensor, Var, D};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::params::LoraSettings;
+use super::params::{LoraSettings, LoraTarget};
 use crate::error::ModelError;
 use crate::methods::ClassProbabilities;
-use crate::models::{var_from, Checkpoint, Head, SequenceClassifier};
+use crate::models::{var_from, Checkpoint, Head, SequenceClassifier, DEFAULT_FAMILY};
 use crate::nn::{LoraAdapter, Mode, Pooling};
 
 pub struct Classifier {
@@ -72,7 +72,16 @@ impl Classifier {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(11);
         let scale = s.alpha / s.rank as f64;
-        let position = |target: &str| s.targets.iter().position(|t| t.as_str() == target);
+        // A spec that names no targets has the default family's; on another family's backbone they
+        // stand for that family's defaults (a spec cannot know the family before the model is found).
+        let family = self.checkpoint.family;
+        let targets = if family.name != DEFAULT_FAMILY.name && s.targets == LoraTarget::defaults(DEFAULT_FAMILY) {
+            tracing::info!("lora.targets not given: the {} defaults ({})", family.name, family.default_lora_targets.join(", "));
+            LoraTarget::defaults(family)
+        } else {
+            s.targets.clone()
+        };
+        let position = |target: &str| targets.iter().position(|t| t.as_str() == target);
         let mut sites: Vec<_> = self.model.lora_sites().into_iter().filter(|site| position(site.target).is_some()).collect();
         sites.sort_by_key(|site| (site.block.is_none(), site.block, position(site.target)));
         let mut added = Vec::new();
@@ -88,7 +97,7 @@ impl Classifier {
         if added.is_empty() {
             candle_core::bail!(
                 "none of lora.targets ({}) is a layer of a {} model",
-                s.targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+                targets.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
                 self.checkpoint.family.name
             );
         }
