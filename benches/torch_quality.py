@@ -2,7 +2,13 @@
 files `bench datasets split SPEC --out DIR` writes, evaluated on every example of the evaluation split.
 
     python benches/torch_quality.py DIR MODEL_DIR [--lora] [--epochs 1] [--lr 5e-5] [--batch-size 16]
-                                    [--max-length 128] [--seed 42] [--lora-dropout 0.1]
+                                    [--max-length 128] [--seed 42] [--lora-dropout 0.1] [--gguf FILE]
+
+A decoder (config model_type llama, mistral or qwen2; `--gguf FILE` reads the folder's GGUF through
+transformers' own loader, which de-quantizes it to f32 and needs the `gguf` package) is trained as
+LlamaForSequenceClassification: a fresh bias-free `score` layer on the last real token, the pad id the
+config's; its texts tokenized by the folder's tokenizer.json as textbench tokenizes them; LoRA on all seven
+projections of every block (q/k/v/o, gate/up/down).
 
 The recipe is textbench's `finetune` / `lora` defaults, so a difference in accuracy is the engine's, not
 the data's or the recipe's: AutoModelForSequenceClassification ([CLS] -> pooler -> fresh k-way head, k the
@@ -16,6 +22,7 @@ history.steps).
 """
 import argparse
 import json
+import os
 import random
 import time
 
@@ -23,6 +30,9 @@ import torch
 
 # Run as a script from benches/, so its sibling is importable: one padding, LoRA target table and optimiser.
 from torch_perf import adamw, lora_pattern, pad
+
+DECODERS = ("llama", "mistral", "qwen2")
+DECODER_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def read_jsonl(path):
@@ -83,25 +93,36 @@ def main():
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on each adapter's input (spec: lora.dropout)")
+    ap.add_argument("--gguf", help="the model folder's GGUF file (a decoder shared as llama.cpp's GGUF)")
     args = ap.parse_args()
 
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerFast, get_linear_schedule_with_warmup
 
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    tok = AutoTokenizer.from_pretrained(args.model_dir)
     train_texts, train_labels = read_jsonl(f"{args.split_dir}/train.jsonl")
     eval_texts, eval_labels = read_jsonl(f"{args.split_dir}/eval.jsonl")
     classes = max(train_labels) + 1
-    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=classes)
+    gguf = {"gguf_file": args.gguf} if args.gguf else {}
+    decoder = AutoConfig.from_pretrained(args.model_dir, **gguf).model_type in DECODERS
+    model = AutoModelForSequenceClassification.from_pretrained(args.model_dir, num_labels=classes, **gguf)
+    if decoder:
+        tok = PreTrainedTokenizerFast(tokenizer_file=os.path.join(args.model_dir, "tokenizer.json"))
+        with open(os.path.join(args.model_dir, "config.json")) as f:
+            pad_id = json.load(f).get("pad_token_id") or model.config.pad_token_id
+        model.config.pad_token_id = pad_id
+    else:
+        tok = AutoTokenizer.from_pretrained(args.model_dir)
+        pad_id = tok.pad_token_id
     if args.lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=args.lora_dropout, target_modules=lora_pattern()))
+        targets = DECODER_TARGETS if decoder else lora_pattern()
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=args.lora_dropout, target_modules=targets))
     encode = lambda texts: tok(texts, truncation=True, max_length=args.max_length)["input_ids"]
     train_ids, eval_ids = encode(train_texts), encode(eval_texts)
 
-    batch = lambda ids: pad(ids, tok.pad_token_id)
+    batch = lambda ids: pad(ids, pad_id)
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optim = adamw(trainable, args.lr, 0.01)
@@ -143,7 +164,7 @@ def main():
     result = metrics(eval_labels, [p[1] for p in probs]) if classes == 2 else multiclass_metrics(eval_labels, probs)
     result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
                   eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s,
-                  seed=args.seed, train_loss=epoch_losses, loss_every_50=window_losses, **({"lora_dropout": args.lora_dropout} if args.lora else {}))
+                  seed=args.seed, model=os.path.basename(os.path.normpath(args.model_dir)), train_loss=epoch_losses, loss_every_50=window_losses, **({"lora_dropout": args.lora_dropout} if args.lora else {}))
     print(json.dumps(result))
 
 

@@ -106,3 +106,44 @@ fn tiny_llama_and_qwen2_folders_match_transformers() {
         assert!(worst_last < 1e-4 && worst_mean < 1e-4, "{name}: hidden states differ by {worst_last} (last) and {worst_mean} (mean)");
     }
 }
+
+/// A GGUF shared without its tokenizer.json or config.json: the tokenizer built from the file's own
+/// vocabulary, merges and pre-tokenizer type gives the shared tokenizer.json's ids on the parity texts
+/// (and on digits, spaces, newlines and special tokens), and the config read from the metadata has
+/// config.json's values.
+#[test]
+fn smollm2_gguf_metadata_gives_the_shared_tokenizer_and_config() {
+    let folder = shared().join("models/SmolLM2-135M-Instruct");
+    let gguf = textbench::models::gguf::Gguf::open(&folder.join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+    let built = gguf.tokenizer().unwrap();
+    let shared_tok = tokenizers::Tokenizer::from_file(folder.join("tokenizer.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(shared().join("reference/smollm2-parity.json")).unwrap()).unwrap();
+    let mut texts: Vec<String> = reference["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+    texts.extend(["Call 08452810075 now!!", "two  spaces\nand a newline\t tab", "<|im_start|>user\nhi<|im_end|>", "naïve café — ünïcode"].map(String::from));
+    for text in &texts {
+        let a = built.encode(text.as_str(), true).unwrap();
+        let b = shared_tok.encode(text.as_str(), true).unwrap();
+        assert_eq!(a.get_ids(), b.get_ids(), "token ids of {text:?}");
+    }
+    let config = gguf.config().unwrap();
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+    for key in [
+        "model_type",
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "tie_word_embeddings",
+        "bos_token_id",
+        "eos_token_id",
+        "pad_token_id",
+    ] {
+        assert_eq!(config[key], file[key], "{key}");
+    }
+    for key in ["rms_norm_eps", "rope_theta"] {
+        assert!((config[key].as_f64().unwrap() - file[key].as_f64().unwrap()).abs() < 1e-9 * file[key].as_f64().unwrap(), "{key}");
+    }
+}

@@ -121,6 +121,100 @@ impl Gguf {
     }
 }
 
+impl Gguf {
+    fn strings(&self, key: &str) -> Result<Vec<String>, ModelError> {
+        let values = self.meta(key).ok_or_else(|| invalid(&self.path, format!("no {key} in the metadata")))?;
+        let values = values.to_vec().map_err(|e| invalid(&self.path, format!("{key}: {e}")))?;
+        values.iter().map(|v| v.to_string().cloned().map_err(|e| invalid(&self.path, format!("{key}: {e}")))).collect()
+    }
+
+    /// The tokenizer the file's own vocabulary, merges and pre-tokenizer type describe, for a GGUF
+    /// shared without its tokenizer.json: byte-level BPE (llama.cpp's `gpt2` model), the control
+    /// tokens (type 3) and user-defined ones (type 4) as added tokens, BOS prepended where the file says
+    /// so. Pre-tokenizer types llama.cpp knows but this does not are an error saying to put the
+    /// tokenizer.json beside the file.
+    pub fn tokenizer(&self) -> Result<tokenizers::Tokenizer, ModelError> {
+        let model = self.meta("tokenizer.ggml.model").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
+        if model != "gpt2" {
+            return Err(invalid(
+                &self.path,
+                format!(
+                    "tokenizer.ggml.model {model:?}: textbench builds byte-level BPE (gpt2) tokenizers only; put the model's tokenizer.json beside the file"
+                ),
+            ));
+        }
+        let pre = self.meta("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_else(|| "default".into());
+        let byte_level = |use_regex: bool| serde_json::json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": use_regex});
+        let pre_tokenizer = match pre.as_str() {
+            "default" | "gpt-2" => byte_level(true),
+            // Each digit alone, then GPT-2's split (llama.cpp's "smollm").
+            "smollm" => serde_json::json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level(true)]}),
+            "llama-bpe" | "llama3" => split_then_bytes(LLAMA3_SPLIT, byte_level(false)),
+            "qwen2" => split_then_bytes(QWEN2_SPLIT, byte_level(false)),
+            other => {
+                return Err(invalid(
+                    &self.path,
+                    format!("tokenizer.ggml.pre {other:?} is a pre-tokenizer textbench cannot build; put the model's tokenizer.json beside the file"),
+                ))
+            }
+        };
+        let tokens = self.strings("tokenizer.ggml.tokens")?;
+        let merges: Vec<serde_json::Value> = self
+            .strings("tokenizer.ggml.merges")?
+            .iter()
+            .map(|m| m.split_once(' ').map(|(a, b)| serde_json::json!([a, b])).ok_or_else(|| invalid(&self.path, format!("merge {m:?} is not two tokens"))))
+            .collect::<Result<_, _>>()?;
+        let types: Vec<i64> = match self.meta("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
+            Some(values) => values.iter().map(|v| v.to_i32().map(i64::from).unwrap_or(1)).collect(),
+            None => vec![1; tokens.len()],
+        };
+        let added: Vec<serde_json::Value> = tokens
+            .iter()
+            .zip(&types)
+            .enumerate()
+            .filter(|(_, (_, &t))| t == 3 || t == 4)
+            .map(|(id, (content, &t))| {
+                serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": t == 3})
+            })
+            .collect();
+        let vocab: serde_json::Map<String, serde_json::Value> = tokens.iter().enumerate().map(|(id, t)| (t.clone(), id.into())).collect();
+        let add_bos = self.meta("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+        let bos = self.meta("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok()).and_then(|id| tokens.get(id as usize).map(|t| (id, t)));
+        let post_processor = match bos {
+            Some((id, token)) if add_bos => serde_json::json!({
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": token, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": token, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {token: {"id": token, "ids": [id], "tokens": [token]}}
+            }),
+            _ => serde_json::Value::Null,
+        };
+        let json = serde_json::json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": added,
+            "normalizer": null,
+            "pre_tokenizer": pre_tokenizer,
+            "post_processor": post_processor,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null, "end_of_word_suffix": null,
+                      "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab, "merges": merges}
+        });
+        json.to_string().parse::<tokenizers::Tokenizer>().map_err(|e| invalid(&self.path, format!("the tokenizer built from the metadata: {e}")))
+    }
+}
+
+/// LLaMA 3's split (llama.cpp's "llama-bpe"): contractions, letters, 1-3 digits, punctuation, spaces.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen2's: LLaMA 3's with single digits.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+fn split_then_bytes(pattern: &str, bytes: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false}, bytes]})
+}
+
 /// Rows of a projection [heads · d, in] from llama.cpp's interleaved order back to rotate-half order.
 fn unpermute(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
     let (rows, cols) = t.dims2()?;
