@@ -352,6 +352,12 @@ impl BertClassifier {
                 let loaded = Linear::load(w, "pooler.dense", h, h).and_then(|pooler| Ok((pooler, Linear::load(w, "classifier", h, classes)?)));
                 loaded.map_err(|e| w.invalid(e))?
             }
+            Head::Prompt { .. } => {
+                return Err(ModelError::Invalid {
+                    path: w.source.clone(),
+                    message: "head: prompt reads a decoder's next-token logits; a BERT encoder has none".into(),
+                })
+            }
         };
         Ok(BertClassifier { encoder, pooler, head, pooling })
     }

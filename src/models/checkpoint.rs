@@ -125,7 +125,7 @@ impl Opened {
 
     /// The checkpoint, its tokenizer truncating at `max_length` or the model's positions if fewer.
     fn finish(&self, max_length: usize, encoder: &dyn Encoder) -> Result<Checkpoint, ModelError> {
-        let tokenizer = load_tokenizer(&self.dir.join("tokenizer.json"), max_length.min(encoder.max_positions()))?;
+        let tokenizer = truncating(folder_tokenizer(&self.dir)?, max_length.min(encoder.max_positions()))?;
         Ok(Checkpoint { dir: self.dir.clone(), family: self.family, tokenizer, fingerprint: self.fingerprint.clone(), pad_token_id: encoder.pad_token_id() })
     }
 }
@@ -176,10 +176,46 @@ impl Checkpoint {
     }
 }
 
+/// A folder's tokenizer as saved: its tokenizer.json, or, for a GGUF shared without one, the tokenizer
+/// the GGUF's metadata describes.
+pub fn folder_tokenizer(dir: &Path) -> Result<Tokenizer, ModelError> {
+    let path = dir.join("tokenizer.json");
+    if path.is_file() {
+        return Tokenizer::from_file(&path).map_err(|e| ModelError::Invalid { path, message: e.to_string() });
+    }
+    match weights_file(dir) {
+        Ok(w) if w.extension().is_some_and(|e| e == "gguf") => super::gguf::Gguf::open(&w)?.tokenizer(),
+        _ => Err(ModelError::Missing { path, hint: "the model folder has no tokenizer.json".into() }),
+    }
+}
+
+/// The chat template a folder's model was tuned with: tokenizer_config.json's `chat_template` (a string,
+/// or named templates of which `default` or the first), else its GGUF's `tokenizer.chat_template`.
+pub fn chat_template(dir: &Path) -> Result<Option<String>, ModelError> {
+    let path = dir.join("tokenizer_config.json");
+    if path.is_file() {
+        let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Invalid { path: path.clone(), message: e.to_string() })?;
+        let template = match &config["chat_template"] {
+            serde_json::Value::String(t) => Some(t.clone()),
+            serde_json::Value::Array(named) => {
+                named.iter().find(|t| t["name"] == "default").or_else(|| named.first()).and_then(|t| t["template"].as_str().map(String::from))
+            }
+            _ => None,
+        };
+        if template.is_some() {
+            return Ok(template);
+        }
+    }
+    match weights_file(dir) {
+        Ok(w) if w.extension().is_some_and(|e| e == "gguf") => Ok(super::gguf::Gguf::open(&w)?.chat_template()),
+        _ => Ok(None),
+    }
+}
+
 /// A tokenizer.json may fix padding (MiniLM's pads to 128 tokens): it is switched off here (batches are
 /// padded to their own longest text), and truncation set to the run's maximum length.
-fn load_tokenizer(path: &Path, max_length: usize) -> Result<Tokenizer, ModelError> {
-    let mut tok = Tokenizer::from_file(path).map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: e.to_string() })?;
+fn truncating(mut tok: Tokenizer, max_length: usize) -> Result<Tokenizer, ModelError> {
     tok.with_padding(None);
     tok.with_truncation(Some(TruncationParams { max_length, ..Default::default() })).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
     Ok(tok)

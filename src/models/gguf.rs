@@ -122,6 +122,11 @@ impl Gguf {
 }
 
 impl Gguf {
+    /// The chat template the file carries (`tokenizer.chat_template`), if any.
+    pub fn chat_template(&self) -> Option<String> {
+        self.meta("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned()
+    }
+
     fn strings(&self, key: &str) -> Result<Vec<String>, ModelError> {
         let values = self.meta(key).ok_or_else(|| invalid(&self.path, format!("no {key} in the metadata")))?;
         let values = values.to_vec().map_err(|e| invalid(&self.path, format!("{key}: {e}")))?;

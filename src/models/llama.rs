@@ -489,11 +489,23 @@ impl Encoder for LlamaModel {
     }
 }
 
-/// LlamaForSequenceClassification: the model and a bias-free `score` layer.
+/// LlamaForSequenceClassification: the model and a bias-free `score` layer; or, for `head: prompt`,
+/// LlamaForCausalLM's output layer read at one label word per class.
 pub struct LlamaClassifier {
     model: LlamaModel,
-    score: Linear,
+    head: ClassHead,
     pooling: Pooling,
+}
+
+enum ClassHead {
+    Score(Linear),
+    Words {
+        /// The label words' ids [classes] (u32).
+        ids: Tensor,
+        /// The output layer [vocab, hidden]: `lm_head.weight`, or the embeddings when tied.
+        output: Tensor,
+        tied: bool,
+    },
 }
 
 impl LlamaClassifier {
@@ -507,19 +519,32 @@ impl LlamaClassifier {
             Pooling::Cls => Pooling::Last,
             other => other,
         };
-        let score = match *head {
-            Head::Fresh { classes, seed, .. } => {
+        let score = match head {
+            Head::Prompt { label_ids } => {
+                let loaded = Tensor::new(label_ids.as_slice(), &device).and_then(|ids| {
+                    let output = if config.tie_word_embeddings { model.embed_tokens.clone() } else { w.get("lm_head.weight", &[config.vocab_size, h])? };
+                    Ok(ClassHead::Words { ids, output, tied: config.tie_word_embeddings })
+                });
+                if let Some(bad) = label_ids.iter().find(|&&id| id as usize >= config.vocab_size) {
+                    return Err(ModelError::Invalid {
+                        path: w.source.clone(),
+                        message: format!("label word id {bad} is outside the vocabulary of {}", config.vocab_size),
+                    });
+                }
+                return Ok(LlamaClassifier { model, head: loaded.map_err(|e| w.invalid(e))?, pooling });
+            }
+            &Head::Fresh { classes, seed, .. } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);
                 rng.set_stream(7);
                 let normal = Normal::new(0.0f32, 0.02).expect("valid normal");
                 let values: Vec<f32> = (0..classes * h).map(|_| normal.sample(&mut rng)).collect();
                 Tensor::from_vec(values, (classes, h), &device).and_then(|t| w.fresh("score.weight", t))
             }
-            Head::Saved { classes, .. } => w.get("score.weight", &[classes, h]),
+            &Head::Saved { classes, .. } => w.get("score.weight", &[classes, h]),
         };
         let weight = score.map_err(|e| w.invalid(e))?;
         let bias = Tensor::zeros(weight.dim(0).unwrap_or(2), DType::F32, &device).map_err(|e| w.invalid(e))?;
-        Ok(LlamaClassifier { model, score: Linear { weight, bias, lora: None }, pooling })
+        Ok(LlamaClassifier { model, head: ClassHead::Score(Linear { weight, bias, lora: None }), pooling })
     }
 }
 
@@ -534,11 +559,18 @@ impl SequenceClassifier for LlamaClassifier {
 
     fn forward(&self, ids: &Tensor, mask: &Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         let hidden = self.model.forward(ids, mask, mode)?;
-        self.score.forward(&pool(&hidden, mask, self.pooling)?, mode)
+        let pooled = pool(&hidden, mask, self.pooling)?;
+        match &self.head {
+            ClassHead::Score(score) => score.forward(&pooled, mode),
+            ClassHead::Words { ids, output, .. } => pooled.matmul(&output.index_select(ids, 0)?.t()?),
+        }
     }
 
     fn classes(&self) -> usize {
-        self.score.weight.dims().first().copied().unwrap_or(2)
+        match &self.head {
+            ClassHead::Score(score) => score.weight.dims().first().copied().unwrap_or(2),
+            ClassHead::Words { ids, .. } => ids.elem_count(),
+        }
     }
 
     fn unused(&self, _name: &str) -> bool {
@@ -557,13 +589,17 @@ impl SequenceClassifier for LlamaClassifier {
 
     fn named_tensors(&self) -> Vec<(String, Tensor)> {
         let mut tensors: Vec<(String, Tensor)> = self.model.named_tensors().into_iter().map(|(k, t)| (format!("model.{k}"), t)).collect();
-        tensors.push(("score.weight".to_string(), self.score.weight.clone()));
+        match &self.head {
+            ClassHead::Score(score) => tensors.push(("score.weight".to_string(), score.weight.clone())),
+            ClassHead::Words { output, tied: false, .. } => tensors.push(("lm_head.weight".to_string(), output.clone())),
+            ClassHead::Words { .. } => {}
+        }
         tensors
     }
 
-    /// The model lives under `model.`, the score layer at the top.
+    /// The model lives under `model.`, the score layer and the output layer at the top.
     fn hf_name(&self, name: &str) -> String {
-        if name.starts_with("score.") {
+        if name.starts_with("score.") || name.starts_with("lm_head.") {
             name.to_string()
         } else {
             format!("model.{name}")
@@ -571,12 +607,16 @@ impl SequenceClassifier for LlamaClassifier {
     }
 
     fn export_config(&self, config: &mut serde_json::Value) {
-        let class = match self.model.config.model_type.as_str() {
-            "qwen2" => "Qwen2ForSequenceClassification",
-            "mistral" => "MistralForSequenceClassification",
-            _ => "LlamaForSequenceClassification",
+        let family = match self.model.config.model_type.as_str() {
+            "qwen2" => "Qwen2",
+            "mistral" => "Mistral",
+            _ => "Llama",
         };
-        config["architectures"] = serde_json::json!([class]);
+        let head = match &self.head {
+            ClassHead::Score(_) => "SequenceClassification",
+            ClassHead::Words { .. } => "CausalLM",
+        };
+        config["architectures"] = serde_json::json!([format!("{family}For{head}")]);
         // The class finds each text's last token by the pad id, which must be set for batches.
         config["pad_token_id"] = serde_json::json!(self.model.config.pad_id());
         if self.pooling != Pooling::Last {
@@ -589,7 +629,11 @@ impl SequenceClassifier for LlamaClassifier {
     }
 
     fn head_parameters(&self) -> usize {
-        self.score.weight.elem_count()
+        match &self.head {
+            ClassHead::Score(score) => score.weight.elem_count(),
+            ClassHead::Words { output, tied: false, .. } => output.elem_count(),
+            ClassHead::Words { .. } => 0,
+        }
     }
 }
 

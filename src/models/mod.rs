@@ -132,12 +132,16 @@ pub enum Head {
     Fresh { classes: usize, seed: u64, pooling: Pooling },
     /// The head saved with the checkpoint (a fine-tuned model's folder).
     Saved { classes: usize, pooling: Pooling },
+    /// A decoder's own output layer read at these tokens, one per class, after the last token
+    /// (`head: prompt`): nothing new to train.
+    Prompt { label_ids: Vec<u32> },
 }
 
 impl Head {
     pub fn pooling(&self) -> Pooling {
         match self {
             Head::Fresh { pooling, .. } | Head::Saved { pooling, .. } => *pooling,
+            Head::Prompt { .. } => Pooling::Last,
         }
     }
 }

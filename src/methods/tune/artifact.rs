@@ -57,15 +57,20 @@ pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, classe
     let tensors = model.trainable.iter().map(|(name, var)| (format!("{PEFT_PREFIX}{}", model.model.hf_name(name)), var.as_tensor().clone())).collect();
     save_tensors(tensors, &dir.join("adapter_model.safetensors"))?;
     let adapted: Vec<&str> = model.trainable.iter().filter_map(|(name, _)| name.strip_suffix(".lora_A.weight")).collect();
+    // A prompt head is the causal LM's own output layer: peft's CAUSAL_LM task, nothing else saved.
+    let (task, saved) = match model.prompt {
+        Some(_) => ("CAUSAL_LM", serde_json::Value::Null),
+        None => ("SEQ_CLS", serde_json::json!(["classifier", "score"])),
+    };
     let config = serde_json::json!({
         "peft_type": "LORA",
-        "task_type": "SEQ_CLS",
+        "task_type": task,
         "base_model_name_or_path": base,
         "r": settings.rank,
         "lora_alpha": settings.alpha,
         "lora_dropout": settings.dropout,
         "target_modules": peft_target_regex(&adapted),
-        "modules_to_save": ["classifier", "score"],
+        "modules_to_save": saved,
         "bias": "none",
         "fan_in_fan_out": false,
         "inference_mode": true,
@@ -84,7 +89,7 @@ pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, classe
 }
 
 /// The backbone's config.json as the family's sequence classifier over the run's classes.
-fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
+pub fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
     let src = model.checkpoint.dir.join("config.json");
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&src).map_err(io(&src))?).map_err(|e| ModelError::Invalid { path: src.clone(), message: e.to_string() })?;
@@ -94,8 +99,21 @@ fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<()
     config["num_labels"] = serde_json::json!(classes.len());
     config["id2label"] = serde_json::Value::Object(id2label);
     config["label2id"] = serde_json::Value::Object(label2id);
+    if let Some(p) = &model.prompt {
+        // What a reader needs to score classes as textbench does: the text between these two strings,
+        // then the next-token logits of these ids, one per class.
+        config["textbench_prompt"] = serde_json::json!({"before": p.before, "after": p.after, "label_ids": p.label_ids});
+    }
     let path = dir.join("config.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).map_err(io(&path))?;
+    // The chat template goes with a saved model, so that `chat: true` renders the same prompt from it.
+    if let Some(template) = crate::models::checkpoint::chat_template(&model.checkpoint.dir)? {
+        let path = dir.join("tokenizer_config.json");
+        if !path.exists() {
+            std::fs::write(&path, serde_json::to_vec_pretty(&serde_json::json!({"chat_template": template})).expect("json")).map_err(io(&path))?;
+        }
+    }
+    Ok(())
 }
 
 /// The family's Hugging Face sequence-classification folder.
@@ -103,7 +121,14 @@ pub fn save_finetuned(model: &Classifier, classes: &ClassSet, dir: &Path) -> Res
     save_tensors(model.model.named_tensors(), &dir.join("model.safetensors"))?;
     write_config(model, classes, dir)?;
     let tok = model.checkpoint.dir.join("tokenizer.json");
-    std::fs::copy(&tok, dir.join("tokenizer.json")).map_err(io(&tok))?;
+    if tok.is_file() {
+        std::fs::copy(&tok, dir.join("tokenizer.json")).map_err(io(&tok))?;
+    } else {
+        // A GGUF's tokenizer, built from its metadata: saved as it was built (no truncation).
+        let built = crate::models::checkpoint::folder_tokenizer(&model.checkpoint.dir)?;
+        let path = dir.join("tokenizer.json");
+        built.save(&path, false).map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::params::{LoraSettings, LoraTarget};
+use super::prompt::{PromptSpec, Prompting};
 use crate::error::ModelError;
 use crate::methods::ClassProbabilities;
 use crate::models::{var_from, Checkpoint, Head, SequenceClassifier, DEFAULT_FAMILY};
@@ -20,6 +21,8 @@ pub struct Classifier {
     /// Every trainable tensor by name, in the optimiser's order: the checkpoint's names as the family
     /// loads them (`Weights`), the head's, then the adapters' (`….lora_A.weight`).
     pub trainable: Vec<(String, Var)>,
+    /// `head: prompt`: how texts become prompts, and the label words the head reads.
+    pub prompt: Option<Prompting>,
 }
 
 /// The number of classes a saved model folder's config names (`id2label`), 2 when it names none.
@@ -44,14 +47,41 @@ impl Classifier {
         device: &Device,
     ) -> std::result::Result<Classifier, ModelError> {
         let loaded = Checkpoint::load_classifier(dir, max_length, trainable, &Head::Fresh { classes, seed, pooling }, device)?;
-        Ok(Classifier { checkpoint: loaded.checkpoint, model: loaded.model, trainable: loaded.trainable })
+        Ok(Classifier { checkpoint: loaded.checkpoint, model: loaded.model, trainable: loaded.trainable, prompt: None })
+    }
+
+    /// A decoder classifying by the next-token logits of one label word per class after a prompt
+    /// (`head: prompt`); `trainable` as for `new`.
+    pub fn prompted(dir: &Path, max_length: usize, trainable: bool, spec: PromptSpec<'_>, device: &Device) -> std::result::Result<Classifier, ModelError> {
+        let mut prompting = Prompting::new(dir, spec, max_length)?;
+        let loaded = Checkpoint::load_classifier(dir, max_length, trainable, &Head::Prompt { label_ids: prompting.label_ids.clone() }, device)?;
+        prompting.max_length = max_length.min(loaded.model.encoder().max_positions());
+        Ok(Classifier { checkpoint: loaded.checkpoint, model: loaded.model, trainable: loaded.trainable, prompt: Some(prompting) })
     }
 
     /// Rebuilds a classifier saved by `artifact::save_finetuned` (the family's Hugging Face folder).
-    pub fn load_finetuned(dir: &Path, max_length: usize, pooling: Pooling, device: &Device) -> std::result::Result<Classifier, ModelError> {
+    pub fn load_finetuned(
+        dir: &Path,
+        max_length: usize,
+        pooling: Pooling,
+        prompt: Option<PromptSpec<'_>>,
+        device: &Device,
+    ) -> std::result::Result<Classifier, ModelError> {
+        if let Some(spec) = prompt {
+            return Classifier::prompted(dir, max_length, false, spec, device);
+        }
         let head = Head::Saved { classes: saved_classes(dir)?, pooling };
         let loaded = Checkpoint::load_classifier(dir, max_length, false, &head, device)?;
-        Ok(Classifier { checkpoint: loaded.checkpoint, model: loaded.model, trainable: Vec::new() })
+        Ok(Classifier { checkpoint: loaded.checkpoint, model: loaded.model, trainable: Vec::new(), prompt: None })
+    }
+
+    /// Token ids of each text as the classifier reads it: in its prompt for `head: prompt`, else as the
+    /// checkpoint tokenizes it.
+    pub fn tokenize<S: AsRef<str>>(&self, texts: &[S]) -> std::result::Result<Vec<Vec<u32>>, ModelError> {
+        match &self.prompt {
+            Some(p) => p.tokenize(texts),
+            None => self.checkpoint.tokenize(texts),
+        }
     }
 
     /// Overwrites trainable tensors (adapters, head) with saved values, matched by their Hugging Face

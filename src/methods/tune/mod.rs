@@ -8,6 +8,7 @@ pub mod batches;
 pub mod classifier;
 pub mod early_stopping;
 pub mod params;
+pub mod prompt;
 pub mod trainer;
 
 use std::time::Instant;
@@ -93,8 +94,18 @@ pub struct FittedClassifier {
 /// and LoRA adapters added (`lora`); the head is trainable in both.
 pub fn build(kind: &str, p: &TrainParams, classes: usize, models_dir: &std::path::Path, seed: u64, device: &Device) -> Result<Classifier, MethodError> {
     let dir = locate(&p.backbone, models_dir)?;
-    let mut model = Classifier::new(&dir, p.max_length, kind == "finetune", p.pooling, classes, seed, device)?;
-    if let Some(lora) = &p.lora {
+    let mut model = match p.prompt_spec() {
+        Some(spec) if spec.label_words.len() != classes => {
+            return Err(MethodError::Unfit(format!(
+                "label_words names {} words; these data have {classes} classes (one word per class, in class order)",
+                spec.label_words.len()
+            )))
+        }
+        Some(spec) => Classifier::prompted(&dir, p.max_length, kind == "finetune", spec, device)?,
+        None => Classifier::new(&dir, p.max_length, kind == "finetune", p.pooling, classes, seed, device)?,
+    };
+    // Nothing trains in 0 epochs (a prompt head's zero-shot run): no adapters, the base model exactly.
+    if let Some(lora) = p.lora.as_ref().filter(|_| p.epochs > 0) {
         model.add_lora(lora, seed, device).map_err(ModelError::from)?;
     }
     Ok(model)
@@ -105,8 +116,14 @@ impl Method for TrainParams {
         self.check_ranges(kind)
     }
 
+    /// The backbone is found and, for `head: prompt`, its tokenizer has every label word as one token
+    /// (and its chat template renders), before any run starts.
     fn check_resources(&self, models_dir: &std::path::Path) -> Result<(), ModelError> {
-        crate::models::check_resources(&self.backbone, self.device, models_dir)
+        crate::models::check_resources(&self.backbone, self.device, models_dir)?;
+        if let Some(spec) = self.prompt_spec() {
+            prompt::Prompting::new(&locate(&self.backbone, models_dir)?, spec, self.max_length)?;
+        }
+        Ok(())
     }
 
     fn fit(&self, kind: &str, train: Examples<'_>, ctx: &FitContext<'_>) -> Result<Box<dyn Fitted>, MethodError> {
@@ -119,10 +136,12 @@ impl Method for TrainParams {
         let device = self.device.resolve()?;
         let model = if kind == "lora" {
             let model = build(kind, self, saved.classes.len(), saved.models_dir, 0, &device)?;
-            model.set_trainable(&artifact::load_lora_tensors(saved.artifact)?)?;
+            if self.epochs > 0 {
+                model.set_trainable(&artifact::load_lora_tensors(saved.artifact)?)?;
+            }
             model
         } else {
-            Classifier::load_finetuned(saved.artifact, self.max_length, self.pooling, &device)?
+            Classifier::load_finetuned(saved.artifact, self.max_length, self.pooling, self.prompt_spec(), &device)?
         };
         Ok(Some(Box::new(SavedClassifier { model, device })))
     }
@@ -143,7 +162,7 @@ struct SavedClassifier {
 
 impl Predictor for SavedClassifier {
     fn predict_proba(&self, texts: &[String]) -> anyhow::Result<ClassProbabilities> {
-        Ok(self.model.predict_ids(&self.model.checkpoint.tokenize(texts)?, PREDICT_BATCH, &self.device, &|_| {})?)
+        Ok(self.model.predict_ids(&self.model.tokenize(texts)?, PREDICT_BATCH, &self.device, &|_| {})?)
     }
 }
 
@@ -164,7 +183,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         )));
     }
     let model = build(kind, p, k, ctx.models_dir, ctx.seed, &device)?;
-    let (TrainingSet { ids, labels }, mut stopper) = hold_out(p, model.checkpoint.tokenize(train.texts)?, train.labels, k, ctx.seed)?;
+    let (TrainingSet { ids, labels }, mut stopper) = hold_out(p, model.tokenize(train.texts)?, train.labels, k, ctx.seed)?;
     let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
     let steps_per_epoch = ids.len().div_ceil(p.batch_size);
     let total = p.epochs * steps_per_epoch;
@@ -230,12 +249,13 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         s.restore_best(&trainer, &mut history, ctx.seed)?;
     }
     history.padding_ratio = padded_tokens as f64 / real_tokens.max(1) as f64;
-    history.train_samples_per_s = (epochs_run * ids.len()) as f64 / train_seconds;
+    // Nothing trained (a prompt head's zero-shot run) is 0 samples/s, not 0/0.
+    history.train_samples_per_s = if epochs_run == 0 { 0.0 } else { (epochs_run * ids.len()) as f64 / train_seconds };
     Ok(FittedClassifier { kind: kind.to_string(), classes: train.classes.clone(), params: p.clone(), model: trainer.model, history, device })
 }
 
 fn predict(model: &Classifier, texts: &[String], progress: &Progress, device: &Device) -> Result<ClassProbabilities, MethodError> {
-    let ids = model.checkpoint.tokenize(texts)?;
+    let ids = model.tokenize(texts)?;
     let bar = progress.bar(texts.len() as u64, "predicting", "texts");
     let probs = model.predict_ids(&ids, PREDICT_BATCH, device, &|n| bar.inc(n as u64))?;
     bar.finish_and_clear();
@@ -271,6 +291,8 @@ impl Fitted for FittedClassifier {
 
     fn save(&self, dir: &std::path::Path) -> Result<bool, MethodError> {
         match &self.params.lora {
+            // Zero-shot: the base model itself; only the config (classes, prompt) is worth keeping.
+            Some(_) if self.kind == "lora" && self.params.epochs == 0 => artifact::write_config(&self.model, &self.classes, dir)?,
             Some(lora) if self.kind == "lora" => artifact::save_lora(&self.model, lora, &self.params.backbone, &self.classes, dir)?,
             _ => artifact::save_finetuned(&self.model, &self.classes, dir)?,
         }

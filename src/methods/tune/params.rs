@@ -127,6 +127,38 @@ pub struct TrainParams {
     /// optionally stop when it stops improving. Off unless given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
+    /// What gives the class scores: `score`, a new linear layer on the pooled state (the family's
+    /// sequence-classification head; the default), or `prompt`, a decoder's next-token logits of one
+    /// label word per class after the text placed in `prompt` (`prompt.rs`); with `epochs: 0` that is
+    /// the zero-shot baseline. The four keys are left out of the stored configuration when unused, so
+    /// earlier runs keep their identities.
+    #[serde(skip_serializing_if = "HeadKind::is_score")]
+    pub head: HeadKind,
+    /// `head: prompt`: the template, with `{text}` where the text goes (default: the text alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// `head: prompt`: the template as a user message in the model's own chat template.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub chat: bool,
+    /// `head: prompt`: one word per class, in the classes' order (binary: negative, then positive),
+    /// each a single token of the model's vocabulary.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub label_words: Vec<String>,
+}
+
+/// What gives a classifier its class scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    #[default]
+    Score,
+    Prompt,
+}
+
+impl HeadKind {
+    pub fn is_score(&self) -> bool {
+        *self == HeadKind::Score
+    }
 }
 
 /// The metric an epoch is chosen by.
@@ -191,16 +223,63 @@ impl Default for TrainParams {
             lora: None,
             pooling: Pooling::Cls,
             early_stopping: None,
+            head: HeadKind::Score,
+            prompt: None,
+            chat: false,
+            label_words: Vec::new(),
         }
     }
 }
 
 impl TrainParams {
+    /// What the spec says of a prompt head, when it asks for one.
+    pub fn prompt_spec(&self) -> Option<super::prompt::PromptSpec<'_>> {
+        (self.head == HeadKind::Prompt).then(|| super::prompt::PromptSpec { template: self.prompt.as_deref(), chat: self.chat, label_words: &self.label_words })
+    }
+
+    /// `prompt`, `chat` and `label_words` go with `head: prompt`, which needs label words and a
+    /// template with one `{text}`.
+    fn check_head(&self) -> Result<(), (&'static str, String)> {
+        use super::prompt::PLACEHOLDER;
+        if self.head == HeadKind::Score {
+            for (key, set) in [("prompt", self.prompt.is_some()), ("chat", self.chat), ("label_words", !self.label_words.is_empty())] {
+                if set {
+                    return Err((key, format!("{key} goes with head: prompt (a decoder's next-token logits); this head is score")));
+                }
+            }
+            return Ok(());
+        }
+        if self.label_words.len() < 2 {
+            return Err(("label_words", "head: prompt needs label_words: one word per class, in class order (binary: negative, then positive)".into()));
+        }
+        if let Some(duplicate) = self.label_words.iter().enumerate().find(|(i, w)| self.label_words[..*i].contains(w)) {
+            return Err(("label_words", format!("label_words names {:?} twice; each class needs its own word", duplicate.1)));
+        }
+        if let Some(template) = &self.prompt {
+            if template.matches(PLACEHOLDER).count() != 1 {
+                return Err(("prompt", format!("prompt must hold {PLACEHOLDER} exactly once, where the text goes")));
+            }
+        }
+        if !matches!(self.pooling, Pooling::Cls | Pooling::Last) {
+            return Err(("pooling", "head: prompt reads the last token's next-token logits; pooling does not apply".into()));
+        }
+        Ok(())
+    }
+
     /// Checks value ranges for `kind` (finetune or lora).
     pub fn check_ranges(&self, kind: &str) -> Result<(), (&'static str, String)> {
         let positive = |v: f64| v > 0.0 && v.is_finite();
         validate_backbone(&self.backbone, self.max_length)?;
-        for (key, value) in [("epochs", self.epochs), ("batch_size", self.batch_size), ("log_every", self.log_every)] {
+        self.check_head()?;
+        // A prompt head scores classes untrained: 0 epochs is its zero-shot baseline.
+        let least_epochs = if self.head == HeadKind::Prompt { 0 } else { 1 };
+        if self.epochs < least_epochs {
+            return Err(("epochs", "epochs is 0; it must be at least 1 (0 is for head: prompt, the zero-shot baseline)".into()));
+        }
+        if self.epochs == 0 && self.early_stopping.is_some() {
+            return Err(("early_stopping", "early_stopping chooses among epochs; with epochs: 0 there are none".into()));
+        }
+        for (key, value) in [("batch_size", self.batch_size), ("log_every", self.log_every)] {
             if value == 0 {
                 return Err((key, format!("{key} is 0; it must be at least 1")));
             }
