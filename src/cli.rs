@@ -197,7 +197,7 @@ pub struct EmbedArgs {
     pub model: String,
     #[arg(long, value_enum, default_value = "mean")]
     pub pooling: PoolingArg,
-    /// Longer texts are truncated to this many tokens (at least 2: the [CLS] and [SEP] tokens).
+    /// Longer texts are truncated to this many tokens (at least 2: BERT's [CLS] and [SEP] tokens).
     #[arg(long, default_value_t = 128, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(2..=8192), usize::from))]
     pub max_length: usize,
     #[arg(long, default_value_t = 32)]
@@ -215,7 +215,10 @@ pub struct EmbedArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum PoolingArg {
     Mean,
+    /// The first token's state (BERT's [CLS]).
     Cls,
+    /// The last real token's state (what a decoder has read the whole text by).
+    Last,
 }
 
 #[derive(Args, Debug)]

@@ -13,6 +13,7 @@ pub fn run(args: &EmbedArgs, g: &GlobalArgs) -> Result<i32> {
     let pooling = match args.pooling {
         PoolingArg::Mean => Pooling::Mean,
         PoolingArg::Cls => Pooling::Cls,
+        PoolingArg::Last => Pooling::Last,
     };
     let dir = locate(&args.model, &g.models_dir)?;
     let backbone = Backbone::load(&dir, args.max_length, false, &Device::Cpu)?;
