@@ -147,3 +147,21 @@ fn smollm2_gguf_metadata_gives_the_shared_tokenizer_and_config() {
         assert!((config[key].as_f64().unwrap() - file[key].as_f64().unwrap()).abs() < 1e-9 * file[key].as_f64().unwrap(), "{key}");
     }
 }
+
+/// A GGUF file given alone (no config.json, no tokenizer.json beside it) loads from its metadata: the
+/// same token ids and states as the shared folder gives.
+#[test]
+fn a_bare_gguf_file_loads_as_its_folder_does() {
+    let folder = shared().join("models/SmolLM2-135M-Instruct");
+    let bare = tempfile::tempdir().unwrap();
+    let file = bare.path().join("smollm2.gguf");
+    std::os::unix::fs::symlink(std::fs::canonicalize(folder.join("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap(), &file).unwrap();
+    let texts = ["The capital of France is", "Call 08452810075 now!!", "ok"];
+    let from_file = Backbone::load(&file, 64, false, &Device::Cpu).unwrap();
+    let from_folder = Backbone::load(&folder, 64, false, &Device::Cpu).unwrap();
+    let a = embed_texts(&from_file, &texts, Pooling::Last, 3, &Device::Cpu).unwrap();
+    let b = embed_texts(&from_folder, &texts, Pooling::Last, 3, &Device::Cpu).unwrap();
+    assert_eq!(a.0, b.0);
+    assert_eq!(a.1, b.1);
+    assert_eq!(from_file.checkpoint.fingerprint, from_folder.checkpoint.fingerprint);
+}

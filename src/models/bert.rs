@@ -8,15 +8,13 @@
 //! states instead, and the pooler is neither used nor trained (the saved weights keep the same names;
 //! only the pooling differs, and the saved config says so).
 
-use std::path::Path;
-
 use candle_core::{DType, Device, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::Deserialize;
 
-use super::{Encoder, Family, Head, LoraSite, SequenceClassifier};
+use super::{Encoder, Family, Head, LoraSite, ModelConfig, SequenceClassifier};
 use crate::error::ModelError;
 use crate::nn::packing::Packing;
 use crate::nn::{ops, pool, LayerNorm, Linear, Mode, Pooling, Then, Weights};
@@ -79,21 +77,15 @@ fn default_eps() -> f64 {
 }
 
 impl BertConfig {
-    pub fn load(path: &Path) -> std::result::Result<BertConfig, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        let cfg: BertConfig = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: format!("line {}, column {}: {e}", e.line(), e.column()) })?;
+    pub fn load(config: &ModelConfig) -> std::result::Result<BertConfig, ModelError> {
+        let cfg: BertConfig = config.parse()?;
         if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
-            return Err(ModelError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("num_attention_heads {} must be at least 1 and divide hidden_size {}", cfg.num_attention_heads, cfg.hidden_size),
-            });
+            return Err(
+                config.invalid(format!("num_attention_heads {} must be at least 1 and divide hidden_size {}", cfg.num_attention_heads, cfg.hidden_size))
+            );
         }
         if !matches!(cfg.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh" | "relu") {
-            return Err(ModelError::Invalid {
-                path: path.to_path_buf(),
-                message: format!("unsupported hidden_act {:?} (gelu, gelu_new, relu)", cfg.hidden_act),
-            });
+            return Err(config.invalid(format!("unsupported hidden_act {:?} (gelu, gelu_new, relu)", cfg.hidden_act)));
         }
         Ok(cfg)
     }
@@ -552,7 +544,7 @@ mod tests {
                 r#"{{"vocab_size": 10, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": {heads}, "intermediate_size": 64, "max_position_embeddings": 16}}"#
             );
             std::fs::write(&path, json).unwrap();
-            let err = BertConfig::load(&path).unwrap_err().to_string();
+            let err = BertConfig::load(&ModelConfig::read(&path).unwrap()).unwrap_err().to_string();
             assert!(err.contains(&format!("num_attention_heads {heads} must be at least 1 and divide hidden_size 32")), "{err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor, Var};
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::{Encoder, Family, Head, SequenceClassifier};
+use super::{Encoder, Family, Head, ModelConfig, SequenceClassifier};
 use crate::error::ModelError;
 use crate::nn::Weights;
 
@@ -22,6 +22,9 @@ pub struct Checkpoint {
     /// SHA-256 of the weights file: what the model is, wherever it is stored.
     pub fingerprint: String,
     pad_token_id: u32,
+    /// Its config.json text (for a GGUF without one, made from the metadata): what a saved model's
+    /// config starts from.
+    pub config: String,
 }
 
 /// A checkpoint's sequence classifier as loaded.
@@ -40,12 +43,13 @@ pub struct Backbone {
     pub trainable: Vec<(String, Var)>,
 }
 
-/// Finds a model folder: a path as given, else a folder of that name under `models_dir`, else, for a
-/// hub id such as `sentence-transformers/all-MiniLM-L6-v2`, the Hugging Face cache or the hub.
+/// Finds a model: a folder (with a config.json, or with one GGUF file) or a GGUF file, as given or under
+/// `models_dir`; else, for a hub id such as `sentence-transformers/all-MiniLM-L6-v2`, the Hugging Face
+/// cache or the hub.
 pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
     let direct = PathBuf::from(model);
     for candidate in [direct.clone(), models_dir.join(model)] {
-        if candidate.join("config.json").is_file() {
+        if candidate.join("config.json").is_file() || is_gguf_file(&candidate) || matches!(weights_file(&candidate), Ok(w) if is_gguf_file(&w)) {
             return Ok(candidate);
         }
     }
@@ -55,15 +59,44 @@ pub fn locate(model: &str, models_dir: &Path) -> Result<PathBuf, ModelError> {
     Err(ModelError::Missing {
         path: direct,
         hint: format!(
-            "no model folder (config.json, model.safetensors, tokenizer.json) here or under the models directory {} \
-             (set --models-dir or BENCH_MODELS_DIR), and not a hub id (org/name)",
+            "no model folder (config.json, model.safetensors, tokenizer.json) or GGUF file here or under the models \
+             directory {} (set --models-dir or BENCH_MODELS_DIR), and not a hub id (org/name)",
             models_dir.display()
         ),
     })
 }
 
-/// The folder's weights: model.safetensors, pytorch_model.bin, or its one GGUF file.
+fn is_gguf_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gguf") && path.is_file()
+}
+
+/// Where a model's other files are: the folder itself, or the folder a GGUF file is in.
+fn files_dir(model: &Path) -> &Path {
+    if is_gguf_file(model) {
+        model.parent().unwrap_or(Path::new("."))
+    } else {
+        model
+    }
+}
+
+/// A model's config: a GGUF file's metadata, else its folder's config.json, else (a folder holding a GGUF
+/// alone) the GGUF's metadata.
+fn config_of(model: &Path) -> Result<ModelConfig, ModelError> {
+    let file = model.join("config.json");
+    if !is_gguf_file(model) && file.is_file() {
+        return ModelConfig::read(&file);
+    }
+    let gguf = weights_file(model)?;
+    let config = super::gguf::Gguf::open(&gguf)?.config()?;
+    Ok(ModelConfig { origin: gguf, text: serde_json::to_string_pretty(&config).expect("json") })
+}
+
+/// A model's weights: the GGUF file itself, or in a folder model.safetensors, pytorch_model.bin or its
+/// one GGUF file.
 fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
+    if is_gguf_file(dir) {
+        return Ok(dir.to_path_buf());
+    }
     if let Some(found) = ["model.safetensors", "pytorch_model.bin"].iter().map(|f| dir.join(f)).find(|p| p.is_file()) {
         return Ok(found);
     }
@@ -101,11 +134,11 @@ fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>,
     }
 }
 
-/// A folder opened: its family, its config.json, its tensors and their fingerprint.
+/// A model opened: its family, its config, its tensors and their fingerprint.
 struct Opened {
     dir: PathBuf,
     family: &'static Family,
-    config: PathBuf,
+    config: ModelConfig,
     weights: Weights,
     fingerprint: String,
 }
@@ -113,7 +146,7 @@ struct Opened {
 impl Opened {
     /// `trainable` makes every weight the loaders take a Var (full fine-tuning).
     fn new(dir: &Path, trainable: bool, device: &Device) -> Result<Opened, ModelError> {
-        let config = dir.join("config.json");
+        let config = config_of(dir)?;
         let family = super::family_of(&config)?;
         let wpath = weights_file(dir)?;
         let bytes = std::fs::read(&wpath).map_err(|source| ModelError::Io { path: wpath.clone(), source })?;
@@ -126,7 +159,14 @@ impl Opened {
     /// The checkpoint, its tokenizer truncating at `max_length` or the model's positions if fewer.
     fn finish(&self, max_length: usize, encoder: &dyn Encoder) -> Result<Checkpoint, ModelError> {
         let tokenizer = truncating(folder_tokenizer(&self.dir)?, max_length.min(encoder.max_positions()))?;
-        Ok(Checkpoint { dir: self.dir.clone(), family: self.family, tokenizer, fingerprint: self.fingerprint.clone(), pad_token_id: encoder.pad_token_id() })
+        Ok(Checkpoint {
+            dir: self.dir.clone(),
+            family: self.family,
+            tokenizer,
+            fingerprint: self.fingerprint.clone(),
+            pad_token_id: encoder.pad_token_id(),
+            config: self.config.text.clone(),
+        })
     }
 }
 
@@ -176,10 +216,15 @@ impl Checkpoint {
     }
 }
 
-/// A folder's tokenizer as saved: its tokenizer.json, or, for a GGUF shared without one, the tokenizer
-/// the GGUF's metadata describes.
+/// Where a model's tokenizer.json is, if it has one: in its folder, or beside its GGUF file.
+pub fn tokenizer_json(model: &Path) -> PathBuf {
+    files_dir(model).join("tokenizer.json")
+}
+
+/// A model's tokenizer as saved: the tokenizer.json of its folder (beside a GGUF file), or, for a GGUF
+/// shared without one, the tokenizer the GGUF's metadata describes.
 pub fn folder_tokenizer(dir: &Path) -> Result<Tokenizer, ModelError> {
-    let path = dir.join("tokenizer.json");
+    let path = tokenizer_json(dir);
     if path.is_file() {
         return Tokenizer::from_file(&path).map_err(|e| ModelError::Invalid { path, message: e.to_string() });
     }
@@ -192,7 +237,7 @@ pub fn folder_tokenizer(dir: &Path) -> Result<Tokenizer, ModelError> {
 /// The chat template a folder's model was tuned with: tokenizer_config.json's `chat_template` (a string,
 /// or named templates of which `default` or the first), else its GGUF's `tokenizer.chat_template`.
 pub fn chat_template(dir: &Path) -> Result<Option<String>, ModelError> {
-    let path = dir.join("tokenizer_config.json");
+    let path = files_dir(dir).join("tokenizer_config.json");
     if path.is_file() {
         let text = std::fs::read_to_string(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
         let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Invalid { path: path.clone(), message: e.to_string() })?;

@@ -8,15 +8,13 @@
 //! keeps). Every op is differentiable: candle-transformers' LLaMA uses fused RMSNorm, softmax and
 //! rotary kernels without a backward pass (FINDINGS.md), so this file is written on `nn`'s layers.
 
-use std::path::Path;
-
 use candle_core::{DType, Device, Result, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::Deserialize;
 
-use super::{Encoder, Family, Head, LoraSite, SequenceClassifier};
+use super::{Encoder, Family, Head, LoraSite, ModelConfig, SequenceClassifier};
 use crate::error::ModelError;
 use crate::nn::packing::Packing;
 use crate::nn::rotary::{self, Rotary, Scaling};
@@ -125,11 +123,9 @@ fn default_theta() -> f64 {
 }
 
 impl LlamaConfig {
-    pub fn load(path: &Path) -> std::result::Result<LlamaConfig, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-        let cfg: LlamaConfig = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Invalid { path: path.to_path_buf(), message: format!("line {}, column {}: {e}", e.line(), e.column()) })?;
-        cfg.check().map_err(|message| ModelError::Invalid { path: path.to_path_buf(), message })?;
+    pub fn load(config: &ModelConfig) -> std::result::Result<LlamaConfig, ModelError> {
+        let cfg: LlamaConfig = config.parse()?;
+        cfg.check().map_err(|message| config.invalid(message))?;
         Ok(cfg)
     }
 
@@ -645,7 +641,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, json).unwrap();
-        LlamaConfig::load(&path).map_err(|e| e.to_string())
+        LlamaConfig::load(&ModelConfig::read(&path).unwrap()).map_err(|e| e.to_string())
     }
 
     const BASE: &str = r#""model_type": "llama", "vocab_size": 32, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1"#;

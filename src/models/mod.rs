@@ -52,26 +52,47 @@ pub struct Family {
     pub decays: fn(&str) -> bool,
 }
 
-pub type LoadEncoder = fn(config: &Path, weights: &mut Weights) -> std::result::Result<Box<dyn Encoder>, ModelError>;
-pub type LoadClassifier = fn(config: &Path, weights: &mut Weights, head: &Head) -> std::result::Result<Box<dyn SequenceClassifier>, ModelError>;
+pub type LoadEncoder = fn(config: &ModelConfig, weights: &mut Weights) -> std::result::Result<Box<dyn Encoder>, ModelError>;
+pub type LoadClassifier = fn(config: &ModelConfig, weights: &mut Weights, head: &Head) -> std::result::Result<Box<dyn SequenceClassifier>, ModelError>;
 
-/// The family of a config.json.
-pub fn family_of(config: &Path) -> std::result::Result<&'static Family, ModelError> {
+/// A model's config.json text, and where it came from (the file, or a GGUF's metadata) for messages.
+pub struct ModelConfig {
+    pub origin: std::path::PathBuf,
+    pub text: String,
+}
+
+impl ModelConfig {
+    pub fn read(path: &Path) -> std::result::Result<ModelConfig, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+        Ok(ModelConfig { origin: path.to_path_buf(), text })
+    }
+
+    /// The config as `T`; a malformed one is an error with its line and column.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> std::result::Result<T, ModelError> {
+        serde_json::from_str(&self.text).map_err(|e| self.invalid(format!("line {}, column {}: {e}", e.line(), e.column())))
+    }
+
+    pub fn invalid(&self, message: String) -> ModelError {
+        ModelError::Invalid { path: self.origin.clone(), message }
+    }
+}
+
+/// The family of a config.
+pub fn family_of(config: &ModelConfig) -> std::result::Result<&'static Family, ModelError> {
     #[derive(Deserialize)]
     struct ModelType {
         model_type: Option<String>,
     }
-    let text = std::fs::read_to_string(config).map_err(|source| ModelError::Io { path: config.to_path_buf(), source })?;
-    let found: ModelType = serde_json::from_str(&text)
-        .map_err(|e| ModelError::Invalid { path: config.to_path_buf(), message: format!("line {}, column {}: {e}", e.line(), e.column()) })?;
+    let found: ModelType = config.parse()?;
     let known = || FAMILIES.iter().flat_map(|f| f.model_types).copied().collect::<Vec<_>>().join(", ");
     let Some(model_type) = found.model_type else {
-        return Err(ModelError::Invalid { path: config.to_path_buf(), message: format!("no model_type: textbench loads {}", known()) });
+        return Err(config.invalid(format!("no model_type: textbench loads {}", known())));
     };
-    FAMILIES.iter().copied().find(|f| f.model_types.contains(&model_type.as_str())).ok_or_else(|| ModelError::Invalid {
-        path: config.to_path_buf(),
-        message: format!("model_type {model_type:?} is not a family textbench loads ({})", known()),
-    })
+    FAMILIES
+        .iter()
+        .copied()
+        .find(|f| f.model_types.contains(&model_type.as_str()))
+        .ok_or_else(|| config.invalid(format!("model_type {model_type:?} is not a family textbench loads ({})", known())))
 }
 
 /// Whether any family has a LoRA target of this name.
@@ -233,7 +254,7 @@ mod tests {
         let config = dir.path().join("config.json");
         let family = |json: &str| {
             std::fs::write(&config, json).unwrap();
-            family_of(&config).map(|f| f.name).map_err(|e| e.to_string())
+            family_of(&ModelConfig::read(&config).unwrap()).map(|f| f.name).map_err(|e| e.to_string())
         };
         assert_eq!(family(r#"{"model_type": "bert", "hidden_size": 8}"#), Ok("BERT"));
         let unknown = family(r#"{"model_type": "gpt_neox"}"#).unwrap_err();

@@ -90,9 +90,8 @@ pub fn save_lora(model: &Classifier, settings: &LoraSettings, base: &str, classe
 
 /// The backbone's config.json as the family's sequence classifier over the run's classes.
 pub fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
-    let src = model.checkpoint.dir.join("config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&src).map_err(io(&src))?).map_err(|e| ModelError::Invalid { path: src.clone(), message: e.to_string() })?;
+    let mut config: serde_json::Value = serde_json::from_str(&model.checkpoint.config)
+        .map_err(|e| ModelError::Invalid { path: model.checkpoint.dir.clone(), message: format!("its config: {e}") })?;
     model.model.export_config(&mut config);
     let id2label: serde_json::Map<String, serde_json::Value> = classes.names.iter().enumerate().map(|(i, n)| (i.to_string(), serde_json::json!(n))).collect();
     let label2id: serde_json::Map<String, serde_json::Value> = classes.names.iter().enumerate().map(|(i, n)| (n.clone(), serde_json::json!(i))).collect();
@@ -120,16 +119,15 @@ pub fn write_config(model: &Classifier, classes: &ClassSet, dir: &Path) -> Resul
 pub fn save_finetuned(model: &Classifier, classes: &ClassSet, dir: &Path) -> Result<(), ModelError> {
     save_tensors(model.model.named_tensors(), &dir.join("model.safetensors"))?;
     write_config(model, classes, dir)?;
-    let tok = model.checkpoint.dir.join("tokenizer.json");
+    let tok = crate::models::checkpoint::tokenizer_json(&model.checkpoint.dir);
     if tok.is_file() {
         std::fs::copy(&tok, dir.join("tokenizer.json")).map_err(io(&tok))?;
-    } else {
-        // A GGUF's tokenizer, built from its metadata: saved as it was built (no truncation).
-        let built = crate::models::checkpoint::folder_tokenizer(&model.checkpoint.dir)?;
-        let path = dir.join("tokenizer.json");
-        built.save(&path, false).map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        return Ok(());
     }
-    Ok(())
+    // A GGUF shared without one: the tokenizer built from its metadata, saved as built.
+    let built = crate::models::checkpoint::folder_tokenizer(&model.checkpoint.dir)?;
+    let path = dir.join("tokenizer.json");
+    built.save(&path, false).map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))
 }
 
 /// What `save_lora` wrote, by Hugging Face name (without peft's prefix), for a classifier built with the
