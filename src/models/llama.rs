@@ -379,7 +379,7 @@ impl Layer {
         };
         let x = (x + self.o_proj.forward(&context, mode)?)?;
         let normed = self.post_attention_layernorm.forward(&x)?;
-        let gated = (self.gate_proj.forward(&normed, mode)?.silu()? * self.up_proj.forward(&normed, mode)?)?;
+        let gated = ops::swiglu(&self.gate_proj.forward(&normed, mode)?, &self.up_proj.forward(&normed, mode)?)?;
         x + self.down_proj.forward(&gated, mode)?
     }
 }

@@ -14,7 +14,7 @@ use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Rows handed to one thread at a time: enough work to amortise the hand-off.
-const ROWS_PER_TASK: usize = 16;
+pub(super) const ROWS_PER_TASK: usize = 16;
 
 /// e^x to about 2e-7 relative, branch-free so that loops around it vectorise (libm's expf is a scalar
 /// call: 5% of a fine-tuning step went to it). 2^n · e^r with n = round(x / ln 2), |r| ≤ ln 2 / 2, and

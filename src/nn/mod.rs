@@ -3,6 +3,7 @@
 //! the optimiser, and the packing of a padded batch. Nothing here knows a model family.
 
 pub mod attention;
+pub mod gated;
 pub mod kernels;
 pub mod layers;
 pub mod lora;

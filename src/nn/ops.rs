@@ -37,8 +37,26 @@ pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64)
 
 /// RMS norm over the last dimension (LLaMA's): x / sqrt(mean(x²) + eps) · weight, no centring, no bias.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    if kernels::fusable(x) {
+        super::gated::rms_norm(x, weight, eps)
+    } else {
+        rms_norm_composed(x, weight, eps)
+    }
+}
+
+/// `rms_norm` from candle ops (any device).
+pub fn rms_norm_composed(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let mean_square = x.sqr()?.mean_keepdim(D::Minus1)?;
     x.broadcast_div(&(mean_square + eps)?.sqrt()?)?.broadcast_mul(weight)
+}
+
+/// silu(gate) · up (SwiGLU).
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if kernels::fusable(gate) {
+        super::gated::swiglu(gate, up)
+    } else {
+        gate.silu()? * up
+    }
 }
 
 /// Attention weights: softmax(scores · scale + bias) over the last dimension, with scores

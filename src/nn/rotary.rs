@@ -4,7 +4,10 @@
 //! differentiable; the angles are computed per call for the positions a batch has (a packed batch
 //! restarts them at every sequence), never for the whole context window.
 
-use candle_core::{Device, Result, Tensor};
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// How a checkpoint stretches its rotary frequencies beyond its training context (config.json's
 /// `rope_scaling`).
@@ -68,8 +71,22 @@ impl Rotary {
     }
 }
 
-/// x [rows, heads · head_dim] turned by the tables of `Rotary::tables` for its rows.
+/// x [rows, heads · head_dim] turned by the tables of `Rotary::tables` for its rows: on the CPU one
+/// fused op (backward turns the gradient back by the same angles, and keeps nothing but the tables),
+/// elsewhere composed of candle ops.
 pub fn apply(x: &Tensor, heads: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    if super::kernels::fusable(x) {
+        let (rows, width) = x.dims2()?;
+        let half = width / heads / 2;
+        // The tables' first half of each row: the second repeats it.
+        let first = |t: &Tensor| -> Result<Arc<[f32]>> { Ok(t.reshape((rows, 2 * half))?.narrow(1, 0, half)?.flatten_all()?.to_vec1::<f32>()?.into()) };
+        return x.contiguous()?.apply_op1(Turn { heads, cos: first(cos)?, sin: first(sin)?, back: false });
+    }
+    apply_composed(x, heads, cos, sin)
+}
+
+/// `apply` from candle ops (any device).
+pub fn apply_composed(x: &Tensor, heads: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let (rows, width) = x.dims2()?;
     let dh = width / heads;
     let x3 = x.reshape((rows, heads, dh))?;
@@ -77,6 +94,60 @@ pub fn apply(x: &Tensor, heads: usize, cos: &Tensor, sin: &Tensor) -> Result<Ten
     let rotated = Tensor::cat(&[&x2.neg()?, &x1], 2)?;
     let y = (x3.broadcast_mul(cos)? + rotated.broadcast_mul(sin)?)?;
     y.reshape((rows, width))
+}
+
+/// The rotation as one op: each row's pairs (x₁ᵢ, x₂ᵢ) of every head become
+/// (x₁ᵢ·cos − x₂ᵢ·sin, x₂ᵢ·cos + x₁ᵢ·sin); `back` turns by the opposite angles (the backward pass:
+/// a rotation's transpose is its inverse).
+struct Turn {
+    heads: usize,
+    /// cos and sin of each row's angles, [rows, head_dim / 2].
+    cos: Arc<[f32]>,
+    sin: Arc<[f32]>,
+    back: bool,
+}
+
+impl Turn {
+    fn run(&self, x: &[f32], width: usize) -> Vec<f32> {
+        let half = width / self.heads / 2;
+        let sign = if self.back { -1.0f32 } else { 1.0 };
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(width).zip(x.par_chunks(width)).enumerate().for_each(|(r, (yr, xr))| {
+            let (c, s) = (&self.cos[r * half..(r + 1) * half], &self.sin[r * half..(r + 1) * half]);
+            for (yh, xh) in yr.chunks_mut(2 * half).zip(xr.chunks(2 * half)) {
+                let (x1, x2) = xh.split_at(half);
+                let (y1, y2) = yh.split_at_mut(half);
+                for i in 0..half {
+                    let si = sign * s[i];
+                    y1[i] = x1[i] * c[i] - x2[i] * si;
+                    y2[i] = x2[i] * c[i] + x1[i] * si;
+                }
+            }
+        });
+        y
+    }
+}
+
+impl CustomOp1 for Turn {
+    fn name(&self) -> &'static str {
+        "fused-rotary"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = super::kernels::slice(s, l, "rotary input")?;
+        let (rows, width) = l.shape().dims2()?;
+        if width % (2 * self.heads) != 0 || self.cos.len() * 2 * self.heads != rows * width {
+            candle_core::bail!("rotary: input {:?} for {} heads and {} angle rows", l.dims(), self.heads, self.cos.len());
+        }
+        Ok((CpuStorage::F32(self.run(x, width)), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let width = x.dim(1)?;
+        let back = Turn { heads: self.heads, cos: self.cos.clone(), sin: self.sin.clone(), back: !self.back };
+        let dx = super::kernels::with_data(dy, "rotary gradient", |dy| back.run(dy, width))?;
+        Ok(Some(super::kernels::tensor(dx, x.shape(), x)?))
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +171,19 @@ mod tests {
         let (x0, x4) = (x.get(1).unwrap().get(0).unwrap().to_scalar::<f32>().unwrap(), x.get(1).unwrap().get(4).unwrap().to_scalar::<f32>().unwrap());
         let y0 = y.get(1).unwrap().get(0).unwrap().to_scalar::<f32>().unwrap();
         assert!((y0 - (x0 * 5f32.cos() - x4 * 5f32.sin())).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_fused_rotation_matches_the_composed_ops_and_its_backward_finite_differences() {
+        let dev = Device::Cpu;
+        let rotary = Rotary::new(8, 10_000.0, Scaling::None);
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (5, 24), &dev).unwrap()).unwrap();
+        let (cos, sin) = rotary.tables(&[0, 3, 1, 7, 30], &dev).unwrap();
+        let fused = apply(x.as_tensor(), 3, &cos, &sin).unwrap();
+        let composed = apply_composed(x.as_tensor(), 3, &cos, &sin).unwrap();
+        let diff = (fused - composed).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{diff}");
+        super::super::kernels::tests::check_gradients(&[x], |t| apply(&t[0], 3, &cos, &sin).unwrap(), 2e-2);
     }
 
     #[test]
