@@ -28,6 +28,10 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import AutoModel, AutoModelForSequenceClassification, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
+# Run as a script from benches/ (python benches/tiny_decoders.py), so its sibling is importable: the same
+# probe, fill formula and gradient summaries as the MiniLM reference.
+from torch_gradients import fill, summaries
+
 TEXTS = [
     "winner you have been selected to receive a prize reward call now",
     "i will be late the bus broke down save me some dinner",
@@ -94,25 +98,6 @@ def make(name, config, out):
     path = os.path.join(out, name)
     causal.save_pretrained(path, safe_serialization=True)
     return path
-
-
-def probe(n):
-    return torch.sin(0.37 * torch.arange(n, dtype=torch.float64))
-
-
-def fill(t, scale, phase):
-    with torch.no_grad():
-        t.copy_((scale * torch.sin(0.1 * torch.arange(t.numel(), dtype=torch.float64) + phase)).reshape(t.shape))
-
-
-def summaries(named):
-    out = {}
-    for name, p in named:
-        if p.grad is None:
-            continue
-        g = p.grad.detach().double().flatten()
-        out[name] = {"norm": g.norm().item(), "sum": g.sum().item(), "max_abs": g.abs().max().item(), "probe": g.dot(probe(g.numel())).item()}
-    return out
 
 
 def hidden_states(path, tok):

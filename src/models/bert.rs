@@ -267,8 +267,7 @@ impl Encoder for BertEncoder {
             .layers
             .iter()
             .flat_map(|l| [&l.query, &l.key, &l.value, &l.attention_output, &l.intermediate, &l.output])
-            .filter_map(|lin| Some((lin.lora.as_ref()?, lin.weight.dims2().ok()?)))
-            .map(|(l, (out, inp))| 2.0 * tokens * l.a.dims()[0] as f64 * (inp + out) as f64)
+            .map(|lin| lin.adapter_flops(tokens))
             .sum();
         ForwardFlops { weights: layers * 2.0 * tokens * (4.0 * h * h + 2.0 * h * i), attention: layers * 2.0 * 2.0 * b * t * t * h, adapters }
     }

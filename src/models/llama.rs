@@ -470,13 +470,7 @@ impl Encoder for LlamaModel {
         let (h, i) = (cfg.hidden_size as f64, cfg.intermediate_size as f64);
         let (q_out, kv_out) = ((cfg.num_attention_heads * cfg.head_dim()) as f64, (cfg.kv_heads() * cfg.head_dim()) as f64);
         let layers = cfg.num_hidden_layers as f64;
-        let adapters: f64 = self
-            .layers
-            .iter()
-            .flat_map(|l| l.linears())
-            .filter_map(|(_, _, lin)| Some((lin.lora.as_ref()?, lin.weight.dims2().ok()?)))
-            .map(|(l, (out, inp))| 2.0 * tokens * l.a.dims()[0] as f64 * (inp + out) as f64)
-            .sum();
+        let adapters: f64 = self.layers.iter().flat_map(|l| l.linears()).map(|(_, _, lin)| lin.adapter_flops(tokens)).sum();
         ForwardFlops {
             weights: layers * 2.0 * tokens * (2.0 * h * q_out + 2.0 * h * kv_out + 3.0 * h * i),
             attention: layers * 2.0 * 2.0 * batch as f64 * (seq * seq) as f64 * q_out,

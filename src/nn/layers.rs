@@ -56,6 +56,15 @@ impl Linear {
         Ok(Linear { weight: w.get(&format!("{prefix}.weight"), &[out, inp])?, bias: w.get(&format!("{prefix}.bias"), &[out])?, lora: None })
     }
 
+    /// Matrix-product FLOPs of its adapter over `tokens` rows: x·Aᵀ (in → r), then ·Bᵀ (r → out); 0
+    /// without one.
+    pub fn adapter_flops(&self, tokens: f64) -> f64 {
+        match (&self.lora, self.weight.dims2()) {
+            (Some(l), Ok((out, inp))) => 2.0 * tokens * l.a.dims()[0] as f64 * (inp + out) as f64,
+            _ => 0.0,
+        }
+    }
+
     /// x is [..., in]; the leading dimensions are flattened so that each product is one 2-D matrix
     /// product: a batched product with a broadcast weight would, in backward, materialise one weight
     /// gradient per batch element and then sum them. On CPU the layer (with its adapter, whose base is

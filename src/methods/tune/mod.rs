@@ -303,8 +303,9 @@ impl Fitted for FittedClassifier {
         serde_json::to_value(&self.history).ok()
     }
 
+    /// None when nothing trained (a zero-shot run): there is no rate to report.
     fn train_samples_per_s(&self) -> Option<f64> {
-        Some(self.history.train_samples_per_s)
+        (self.history.train_samples_per_s > 0.0).then_some(self.history.train_samples_per_s)
     }
 
     fn threshold(&self) -> f64 {
