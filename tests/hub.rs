@@ -53,9 +53,13 @@ fn hub_id_missing_offline_is_an_input_error() {
         .stderr(predicates::str::contains("not in the local Hugging Face cache"));
 }
 
-/// A fake hub: answers `/{id}/resolve/main/{file}` with the headers hf-hub checks and byte ranges.
+/// A fake hub serving MiniLM's files.
 fn serve_hub() -> String {
-    let files: HashMap<String, Vec<u8>> = FILES.iter().map(|f| (format!("/{ID}/resolve/main/{f}"), std::fs::read(minilm().join(f)).unwrap())).collect();
+    serve_files(FILES.iter().map(|f| (format!("/{ID}/resolve/main/{f}"), std::fs::read(minilm().join(f)).unwrap())).collect())
+}
+
+/// A fake hub: answers `/{id}/resolve/main/{file}` with the headers hf-hub checks and byte ranges.
+fn serve_files(files: HashMap<String, Vec<u8>>) -> String {
     serve_http(move |req| {
         let Some(body) = files.get(&req.path) else {
             return Response { status: "404 Not Found", headers: vec![], body: vec![] };
@@ -80,4 +84,46 @@ fn hub_id_downloads_into_the_cache() {
     assert_eq!(downloaded, embed(&sb, minilm().to_str().unwrap(), &[]));
     // Now cached: resolves offline.
     assert_eq!(embed(&sb, ID, &[("HF_HOME", hf_home), ("HF_HUB_OFFLINE", "1".into())]), downloaded);
+}
+
+/// The tiny LLaMA of tests/data saved in two shards with an index, as Hugging Face saves large
+/// checkpoints (`model-00001-of-00002.safetensors`, …, `model.safetensors.index.json`).
+fn sharded_tiny_llama(dir: &Path) -> Vec<&'static str> {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llama");
+    std::fs::create_dir_all(dir).unwrap();
+    let tensors = candle_core::safetensors::load(tiny.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
+    let mut parts: [HashMap<String, candle_core::Tensor>; 2] = Default::default();
+    let mut weight_map = serde_json::Map::new();
+    for (i, (name, t)) in tensors.into_iter().enumerate() {
+        weight_map.insert(name.clone(), names[i % 2].into());
+        parts[i % 2].insert(name, t);
+    }
+    for (part, name) in parts.iter().zip(names) {
+        candle_core::safetensors::save(part, dir.join(name)).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(tiny.join(f), dir.join(f)).unwrap();
+    }
+    let mut files = vec!["config.json", "tokenizer.json", "model.safetensors.index.json"];
+    files.extend(names);
+    files
+}
+
+/// A checkpoint in shards loads from its folder and downloads from a hub (no model.safetensors there):
+/// the same ids and states as the single-file folder.
+#[test]
+fn a_sharded_checkpoint_loads_from_its_folder_and_from_the_hub() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("sharded");
+    let files = sharded_tiny_llama(&folder);
+    let single = embed(&sb, Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llama").to_str().unwrap(), &[]);
+    assert_eq!(embed(&sb, folder.to_str().unwrap(), &[]), single);
+    let id = "textbench-tests/tiny-llama-sharded";
+    let served = files.iter().map(|f| (format!("/{id}/resolve/main/{f}"), std::fs::read(folder.join(f)).unwrap())).collect();
+    let hf_home = sb.path().join("hf").display().to_string();
+    assert_eq!(embed(&sb, id, &[("HF_HOME", hf_home.clone()), ("HF_ENDPOINT", serve_files(served))]), single);
+    assert_eq!(embed(&sb, id, &[("HF_HOME", hf_home), ("HF_HUB_OFFLINE", "1".into())]), single);
 }

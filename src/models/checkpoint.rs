@@ -91,13 +91,13 @@ fn config_of(model: &Path) -> Result<ModelConfig, ModelError> {
     Ok(ModelConfig { origin: gguf, text: serde_json::to_string_pretty(&config).expect("json") })
 }
 
-/// A model's weights: the GGUF file itself, or in a folder model.safetensors, pytorch_model.bin or its
-/// one GGUF file.
+/// A model's weights: the GGUF file itself, or in a folder model.safetensors, the index of its shards
+/// (model.safetensors.index.json), pytorch_model.bin or its one GGUF file.
 fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
     if is_gguf_file(dir) {
         return Ok(dir.to_path_buf());
     }
-    if let Some(found) = ["model.safetensors", "pytorch_model.bin"].iter().map(|f| dir.join(f)).find(|p| p.is_file()) {
+    if let Some(found) = ["model.safetensors", SHARD_INDEX, "pytorch_model.bin"].iter().map(|f| dir.join(f)).find(|p| p.is_file()) {
         return Ok(found);
     }
     let mut ggufs: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -123,7 +123,53 @@ fn weights_file(dir: &Path) -> Result<PathBuf, ModelError> {
     }
 }
 
+/// The index Hugging Face writes beside a checkpoint saved in shards.
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// The shard files an index names (its `weight_map`'s values), each once, in name order.
+pub fn shards(index: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    let text = std::fs::read_to_string(index).map_err(|source| ModelError::Io { path: index.to_path_buf(), source })?;
+    let parsed: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ModelError::Invalid { path: index.to_path_buf(), message: format!("line {}, column {}: {e}", e.line(), e.column()) })?;
+    let map = parsed["weight_map"].as_object().ok_or_else(|| ModelError::Invalid { path: index.to_path_buf(), message: "no weight_map object".into() })?;
+    let mut files: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let dir = index.parent().unwrap_or(Path::new("."));
+    // A shard name is a file beside the index, never a path elsewhere.
+    if let Some(bad) = files.iter().find(|f| f.contains('/') || f.contains('\\') || **f == ".." || f.is_empty()) {
+        return Err(ModelError::Invalid { path: index.to_path_buf(), message: format!("shard {bad:?} is not a file name beside the index") });
+    }
+    Ok(files.iter().map(|f| dir.join(f)).collect())
+}
+
+/// The files a weights file stands for: itself, or an index's shards.
+fn weight_files(path: &Path) -> Result<Vec<PathBuf>, ModelError> {
+    if path.file_name().is_some_and(|n| n == SHARD_INDEX) {
+        shards(path)
+    } else {
+        Ok(vec![path.to_path_buf()])
+    }
+}
+
+/// SHA-256 of the weights (a sharded checkpoint's shards one after another), streamed.
+fn fingerprint(path: &Path) -> Result<String, ModelError> {
+    let mut hasher = Sha256::new();
+    for file in weight_files(path)? {
+        let io = |source| ModelError::Io { path: file.clone(), source };
+        std::io::copy(&mut std::fs::File::open(&file).map_err(io)?, &mut hasher).map_err(io)?;
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, ModelError> {
+    if path.file_name().is_some_and(|n| n == SHARD_INDEX) {
+        let mut all = HashMap::new();
+        for shard in shards(path)? {
+            all.extend(read_weights(&shard, device)?);
+        }
+        return Ok(all);
+    }
     if path.extension().is_some_and(|e| e == "gguf") {
         super::gguf::Gguf::open(path)?.tensors(device)
     } else if path.extension().is_some_and(|e| e == "bin") {
@@ -149,9 +195,7 @@ impl Opened {
         let config = config_of(dir)?;
         let family = super::family_of(&config)?;
         let wpath = weights_file(dir)?;
-        let bytes = std::fs::read(&wpath).map_err(|source| ModelError::Io { path: wpath.clone(), source })?;
-        let fingerprint = hex::encode(Sha256::digest(&bytes));
-        drop(bytes);
+        let fingerprint = fingerprint(&wpath)?;
         let weights = Weights::new(wpath.clone(), read_weights(&wpath, device)?, family.rename, trainable);
         Ok(Opened { dir: dir.to_path_buf(), family, config, weights, fingerprint })
     }

@@ -1,12 +1,14 @@
 //! Hugging Face hub ids (`org/name`): resolved from the local Hugging Face cache (`$HF_HOME/hub`,
 //! default `~/.cache/huggingface/hub`), and downloaded into it with the hf-hub crate when absent, unless
-//! `HF_HUB_OFFLINE` is set. `HF_ENDPOINT` points at a mirror.
+//! `HF_HUB_OFFLINE` is set. `HF_ENDPOINT` points at a mirror. Weights are model.safetensors, or the
+//! shards a model.safetensors.index.json names, or pytorch_model.bin.
 
 use std::path::PathBuf;
 
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::Cache;
 
+use super::checkpoint::{shards, SHARD_INDEX};
 use crate::error::ModelError;
 
 /// `org/name` with the characters the hub allows.
@@ -23,7 +25,9 @@ fn offline() -> bool {
 pub fn resolve(id: &str) -> Result<PathBuf, ModelError> {
     let cache = Cache::from_env();
     let repo = cache.model(id.to_string());
-    let weights = repo.get("model.safetensors").or_else(|| repo.get("pytorch_model.bin"));
+    // A sharded checkpoint is cached when its index and every shard it names are.
+    let sharded = repo.get(SHARD_INDEX).filter(|index| shards(index).is_ok_and(|files| files.iter().all(|f| f.is_file())));
+    let weights = repo.get("model.safetensors").or(sharded).or_else(|| repo.get("pytorch_model.bin"));
     if let (Some(config), Some(_), Some(_)) = (repo.get("config.json"), repo.get("tokenizer.json"), weights) {
         return Ok(config.parent().expect("a file in a snapshot folder").to_path_buf());
     }
@@ -40,7 +44,19 @@ pub fn resolve(id: &str) -> Result<PathBuf, ModelError> {
     let repo = api.model(id.to_string());
     let config = repo.get("config.json").map_err(fail)?;
     repo.get("tokenizer.json").map_err(fail)?;
-    repo.get("model.safetensors").or_else(|_| repo.get("pytorch_model.bin")).map_err(fail)?;
+    if repo.get("model.safetensors").is_err() {
+        match repo.get(SHARD_INDEX) {
+            Ok(index) => {
+                for shard in shards(&index)? {
+                    let name = shard.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    repo.get(&name).map_err(fail)?;
+                }
+            }
+            Err(_) => {
+                repo.get("pytorch_model.bin").map_err(fail)?;
+            }
+        }
+    }
     Ok(config.parent().expect("a file in a snapshot folder").to_path_buf())
 }
 
