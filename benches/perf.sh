@@ -17,6 +17,9 @@
 #           by length (sentence-transformers' `encode`), training in length-grouped batches (Hugging Face
 #           Trainer's `group_by_length`); and, where the CPU has AVX512-BF16 or AMX, that best practice
 #           under bf16 autocast (other numerics: marked so in the summary).
+# WORKLOADS chooses other specs, as kind:spec pairs: the decoder LLM is
+#   WORKLOADS="infer:experiments/sms-llm-frozen.yaml lora:experiments/sms-llm-lora.yaml" benches/perf.sh
+# (SmolLM2's GGUF folder is read by transformers' GGUF loader, which needs the `gguf` package).
 # Also the matrix-product rate of both engines and the CPU's f32 FMA peak (benches/fma_peak.c, built with
 # the system's cc), the rates every GFLOP/s is read against, and the CPU model; with LSA=1, the LSA
 # baseline against scikit-learn (benches/lsa_vs_sklearn.sh). The figures hold for the machine they ran
@@ -66,7 +69,7 @@ for round in $(seq "$rounds"); do
     record "$round" peak "$(bench --workload matmul)"
     record "$round" peak "$(torch --matmul)"
     if [ $bf16 = 1 ]; then record "$round" peak-bf16 "$(torch --matmul --bf16)"; fi
-    for w in infer:experiments/sms-frozen.yaml finetune:experiments/sms-finetune.yaml lora:experiments/sms-lora.yaml; do
+    for w in ${WORKLOADS:-infer:experiments/sms-frozen.yaml finetune:experiments/sms-finetune.yaml lora:experiments/sms-lora.yaml}; do
         name=${w%%:*}; spec=${w#*:}
         kind=train; [ "$name" = infer ] && kind=infer
         batches=$out/batches-$name.json

@@ -10,8 +10,9 @@ each sorted by length). --bf16: matrix products and attention under `torch.autoc
 (other numerics than f32; fast where the CPU has AVX512-BF16 or AMX).
 
 Training: AutoModelForSequenceClassification on the same backbone folder (BERT, its pooler, a fresh
-2-way head), full fine-tuning or peft LoRA with the batch file's rank, alpha, dropout and target
-modules; torch.optim.AdamW with weight decay on weights only (as Hugging Face's Trainer), gradient
+2-way head; a decoder, LlamaForSequenceClassification's fresh `score` on the last token, a folder holding
+only a GGUF read through transformers' GGUF loader), full fine-tuning or peft LoRA with the batch file's
+rank, alpha, dropout and target modules; torch.optim.AdamW with weight decay on weights only (as Hugging Face's Trainer), gradient
 clipping, dropout on (train mode). Inference: AutoModel, mean pooling, torch.inference_mode.
 Each batch is padded to its longest sequence, as DataCollatorWithPadding does. The first
 `warmup_batches` run untimed. Prints one JSON line in the same shape as `bench perf --json`.
@@ -36,6 +37,31 @@ TARGETS = {
 }
 
 
+# A decoder's targets are its module names (q_proj, …, down_proj).
+DECODERS = ("llama", "mistral", "qwen2")
+
+
+def load(cls, backbone, **kwargs):
+    """A backbone folder as transformers loads it: its weights, or, where it has only a GGUF file, that file
+    through transformers' GGUF loader (de-quantized to f32). Returns the model and its pad id (the folder's
+    config.json says it for decoders, whose transformers config from a GGUF may not)."""
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    ggufs = sorted(f for f in os.listdir(backbone) if f.endswith(".gguf"))
+    extra = {"gguf_file": ggufs[0]} if ggufs and not any(os.path.exists(os.path.join(backbone, w)) for w in weights) else {}
+    model = cls.from_pretrained(backbone, **extra, **kwargs)
+    config_path = os.path.join(backbone, "config.json")
+    pad_id = model.config.pad_token_id
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            pad_id = json.load(f).get("pad_token_id", pad_id)
+    model.config.pad_token_id = pad_id or 0
+    return model, pad_id or 0
+
+
+def is_decoder(cfg):
+    return cfg.model_type in DECODERS
+
+
 def lora_pattern(targets=tuple(TARGETS)):
     """peft's target_modules regex for textbench target names, on the encoder's layers only."""
     return r".*encoder\.layer\.\d+\.(" + "|".join(TARGETS[t] for t in targets if t in TARGETS) + ")"
@@ -43,9 +69,9 @@ def lora_pattern(targets=tuple(TARGETS)):
 
 def adamw(named, lr, weight_decay):
     """AdamW as textbench (and Hugging Face's Trainer) sets it up: weight decay on weight matrices, not on
-    biases or layer norms."""
-    decay = [q for n, q in named if not n.endswith("bias") and "LayerNorm" not in n]
-    plain = [q for n, q in named if n.endswith("bias") or "LayerNorm" in n]
+    biases or norms (BERT's LayerNorm, LLaMA's input_layernorm, post_attention_layernorm and norm)."""
+    decay = [q for n, q in named if not n.endswith("bias") and "norm" not in n.lower()]
+    plain = [q for n, q in named if n.endswith("bias") or "norm" in n.lower()]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
@@ -67,8 +93,16 @@ def pad(ids, pad_id):
 def flops(cfg, batch, seq, classifier, pass_, adapters):
     """The same count as src/perf/flops.rs: matrix products only, on the padded batch."""
     b, t, h, i, layers = batch, seq, cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    weights = layers * 2.0 * b * t * (4 * h * h + 2 * h * i) + (2.0 * b * (h * h + 2 * h) if classifier else 0.0)
-    attention = layers * 4.0 * b * t * t * h
+    if is_decoder(cfg):
+        # Seven projections (q and o of the query heads' width, k and v of the key/value heads'), attention
+        # over every (query, key) pair computed, the score layer on one token per sequence.
+        dh = getattr(cfg, "head_dim", None) or h // cfg.num_attention_heads
+        q_out, kv_out = cfg.num_attention_heads * dh, (cfg.num_key_value_heads or cfg.num_attention_heads) * dh
+        weights = layers * 2.0 * b * t * (2 * h * q_out + 2 * h * kv_out + 3 * h * i) + (2.0 * b * h * 2 if classifier else 0.0)
+        attention = layers * 4.0 * b * t * t * q_out
+    else:
+        weights = layers * 2.0 * b * t * (4 * h * h + 2 * h * i) + (2.0 * b * (h * h + 2 * h) if classifier else 0.0)
+        attention = layers * 4.0 * b * t * t * h
     lora = sum(2.0 * b * t * adapters["rank"] * (inp + out) for inp, out in adapters["dims"]) if adapters else 0.0
     forward = weights + attention + lora
     if pass_ == "inference":
@@ -139,8 +173,8 @@ def timed(batches, warm, run):
 def infer(spec):
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(spec["backbone"]).eval()
-    pad_id = model.config.pad_token_id or 0
+    model, pad_id = load(AutoModel, spec["backbone"])
+    model.eval()
     warm = spec["warmup_batches"]
     batches = regroup(spec["batches"], warm, False) if GROUPED else spec["batches"]
 
@@ -162,20 +196,22 @@ def train(spec):
 
     torch.manual_seed(0)
     p = spec["params"]
-    model = AutoModelForSequenceClassification.from_pretrained(spec["backbone"], num_labels=2)
+    model, pad_id = load(AutoModelForSequenceClassification, spec["backbone"], num_labels=2)
+    decoder = is_decoder(model.config)
     adapters = None
     if spec["method"] == "lora":
         from peft import LoraConfig, get_peft_model
 
         lora = p["lora"]
-        cfg = LoraConfig(task_type="SEQ_CLS", r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=lora_pattern(lora["targets"]))
+        targets = list(lora["targets"]) if decoder else lora_pattern(lora["targets"])
+        cfg = LoraConfig(task_type="SEQ_CLS", r=lora["rank"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], target_modules=targets)
         model = get_peft_model(model, cfg)
-        dims = [(m.in_features, m.out_features) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "in_features") and "encoder.layer" in n]
+        body = "layers." if decoder else "encoder.layer"
+        dims = [(m.in_features, m.out_features) for n, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "in_features") and body in n]
         adapters = {"rank": lora["rank"], "dims": dims}
     model.train()
     named = [(n, q) for n, q in model.named_parameters() if q.requires_grad]
     opt = adamw(named, p["lr"], p["weight_decay"])
-    pad_id = model.config.pad_token_id or 0
     warm = spec["warmup_batches"]
     batches = regroup(spec["batches"], warm, True) if GROUPED else spec["batches"]
 
