@@ -360,8 +360,9 @@ impl Layer {
         let q = rotary::apply(&self.q_proj.forward(&normed, mode)?, heads, &angles.cos, &angles.sin)?;
         let k = rotary::apply(&self.k_proj.forward(&normed, mode)?, kv, &angles.cos, &angles.sin)?;
         let v = self.v_proj.forward(&normed, mode)?;
-        let (k, v) = (repeat_kv(&k, kv, heads / kv)?, repeat_kv(&v, kv, heads / kv)?);
         let scale = 1.0 / (dh as f64).sqrt();
+        // The fused kernel reads each key/value head in place for its group of query heads; composed,
+        // they are repeated first.
         let context = match *sequences {
             Sequences::Packed(lengths) => crate::nn::attention::attention_packed(&q, &k, &v, lengths, heads, scale, None, true)?,
             Sequences::Padded { bias, batch, seq } if crate::nn::kernels::fusable(&q) => {
@@ -369,6 +370,7 @@ impl Layer {
             }
             Sequences::Padded { bias, batch: b, seq: t } => {
                 let split = |y: Tensor| y.reshape((b, t, heads, dh))?.transpose(1, 2)?.contiguous();
+                let (k, v) = (repeat_kv(&k, kv, heads / kv)?, repeat_kv(&v, kv, heads / kv)?);
                 let (q, k, v) = (split(q)?, split(k)?, split(v)?);
                 let scores = q.matmul(&k.t()?.contiguous()?)?;
                 let later: Vec<f32> = (0..t * t).map(|n| if n % t > n / t { f32::MIN } else { 0.0 }).collect();

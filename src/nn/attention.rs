@@ -47,11 +47,14 @@ struct Span {
     mask_base: usize,
 }
 
-/// Shapes of one call: hidden size and head width.
+/// Shapes of one call: the query width (heads · head width), the key/value width (key/value heads ·
+/// head width), the head width, and how many query heads share one key/value head.
 #[derive(Clone, Copy)]
 struct Dims {
     h: usize,
+    kv: usize,
     dh: usize,
+    group: usize,
 }
 
 /// A raw pointer that may cross threads: each task writes a disjoint set of elements through it.
@@ -76,31 +79,44 @@ impl Attention {
         Attention { heads, scale: scale as f32, spans, bias, rows: start, dropout: dropout.filter(|(p, _)| *p > 0.0), causal }
     }
 
-    /// Q, K and V are [batch, seq, hidden] or [rows, hidden] (the element layout is the same): the
-    /// rows the spans cover.
-    fn dims(&self, l: &Layout) -> Result<Dims> {
-        let dims = l.dims();
-        let (h, rows) = match dims.split_last() {
-            Some((&h, lead)) if !lead.is_empty() => (h, lead.iter().product::<usize>()),
-            _ => candle_core::bail!("fused attention: input {dims:?}, expected [rows, hidden]"),
+    /// Q is [batch, seq, hidden] or [rows, hidden] (the element layout is the same), K and V the same
+    /// with the key/value heads' width (grouped-query attention: fewer key/value heads, each shared by
+    /// a group of query heads, read in place rather than repeated): the rows the spans cover.
+    fn dims(&self, ql: &Layout, kl: &Layout, vl: &Layout) -> Result<Dims> {
+        let split = |l: &Layout| match l.dims().split_last() {
+            Some((&h, lead)) if !lead.is_empty() => Ok((h, lead.iter().product::<usize>())),
+            _ => candle_core::bail!("fused attention: input {:?}, expected [rows, hidden]", l.dims()),
         };
-        if rows != self.rows || h % self.heads != 0 {
-            candle_core::bail!("fused attention: input {dims:?} for {} rows in {} sequences, {} heads", self.rows, self.spans.len(), self.heads);
+        let ((h, rows), (kv, k_rows)) = (split(ql)?, split(kl)?);
+        let dh = h / self.heads.max(1);
+        let fits = rows == self.rows && k_rows == rows && h % self.heads == 0 && kv % dh.max(1) == 0 && kv > 0 && self.heads % (kv / dh.max(1)) == 0;
+        if !fits || vl.dims() != kl.dims() {
+            candle_core::bail!(
+                "fused attention: q {:?}, k {:?}, v {:?} for {} rows in {} sequences, {} heads",
+                ql.dims(),
+                kl.dims(),
+                vl.dims(),
+                self.rows,
+                self.spans.len(),
+                self.heads
+            );
         }
-        Ok(Dims { h, dh: h / self.heads })
+        Ok(Dims { h, kv, dh, group: self.heads / (kv / dh) })
     }
 
-    /// Task `task` = sequence · heads + head: its span, head, and first element in Q, K and V.
-    fn task(&self, d: Dims, task: usize) -> (Span, usize, usize) {
+    /// Task `task` = sequence · heads + head: its span, head, first element in Q, and first element in
+    /// K and V (its key/value head's).
+    fn task(&self, d: Dims, task: usize) -> (Span, usize, usize, usize) {
         let (span, hd) = (self.spans[task / self.heads], task % self.heads);
-        (span, hd, span.start * d.h + hd * d.dh)
+        (span, hd, span.start * d.h + hd * d.dh, span.start * d.kv + (hd / d.group) * d.dh)
     }
 
     /// The attention weights of one task into `p` [len × len]: after the softmax, before dropout.
     fn weights(&self, d: Dims, q: &[f32], k: &[f32], task: usize, p: &mut [f32]) {
-        let (s, _, base) = self.task(d, task);
-        // SAFETY: Q and K of this head are len × dh views (row stride h) inside q and k; p is len × len.
-        unsafe { product((s.len, s.len, d.dh), p.as_mut_ptr(), s.len, false, (q[base..].as_ptr(), d.h, 1), (k[base..].as_ptr(), 1, d.h), false) };
+        let (s, _, base, kv_base) = self.task(d, task);
+        // SAFETY: Q and K of this head are len × dh views (row strides h and kv) inside q and k; p is
+        // len × len.
+        unsafe { product((s.len, s.len, d.dh), p.as_mut_ptr(), s.len, false, (q[base..].as_ptr(), d.h, 1), (k[kv_base..].as_ptr(), 1, d.kv), false) };
         if self.causal {
             // Keys after the query get no weight (`exp` is exactly 0 there), and so no gradient either.
             for (i, row) in p.chunks_mut(s.len).enumerate() {
@@ -112,7 +128,7 @@ impl Attention {
 
     /// The dropout mask of one task, [len × len]; None without dropout.
     fn mask(&self, d: Dims, task: usize) -> Option<Vec<f32>> {
-        let (s, hd, _) = self.task(d, task);
+        let (s, hd, _, _) = self.task(d, task);
         self.dropout.map(|(p, key)| {
             let mut mask = vec![0f32; s.len * s.len];
             fill_mask(&mut mask, key, s.mask_base + hd * s.len * s.len, p);
@@ -122,20 +138,33 @@ impl Attention {
 
     /// Forward of one task: its head's context block, written into `out`.
     fn forward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], task: usize, out: Out) {
-        let (s, _, base) = self.task(d, task);
+        let (s, _, base, kv_base) = self.task(d, task);
         let mut p = vec![0f32; s.len * s.len];
         self.weights(d, q, k, task, &mut p);
         if let Some(mask) = self.mask(d, task) {
             mul_assign(&mut p, &mask);
         }
         // SAFETY: this task alone writes the len × dh block of its head (row stride h) in `out`.
-        unsafe { product((s.len, d.dh, s.len), out.0.add(base), d.h, false, (p.as_ptr(), s.len, 1), (v[base..].as_ptr(), d.h, 1), false) };
+        unsafe { product((s.len, d.dh, s.len), out.0.add(base), d.h, false, (p.as_ptr(), s.len, 1), (v[kv_base..].as_ptr(), d.kv, 1), false) };
     }
 
-    /// Backward of one task: its head's blocks of dq, dk and dv from dy.
+    /// Backward of the query heads sharing one key/value head (`group_task` = sequence · key/value
+    /// heads + key/value head): their blocks of dq, and the sums of their contributions to the shared
+    /// blocks of dk and dv, written by this task alone.
     #[allow(clippy::too_many_arguments)]
-    fn backward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], dy: &[f32], task: usize, (oq, ok, ov): (Out, Out, Out)) {
-        let (s, _, base) = self.task(d, task);
+    fn backward_group(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], dy: &[f32], group_task: usize, outs: (Out, Out, Out)) {
+        let kv_heads = self.heads / d.group;
+        let (seq, g) = (group_task / kv_heads, group_task % kv_heads);
+        for (i, hd) in (g * d.group..(g + 1) * d.group).enumerate() {
+            self.backward_task(d, q, k, v, dy, seq * self.heads + hd, outs, i > 0);
+        }
+    }
+
+    /// Backward of one task: its head's block of dq, and its contribution to its key/value head's
+    /// blocks of dk and dv (added to what is there when `accumulate`).
+    #[allow(clippy::too_many_arguments)]
+    fn backward_task(&self, d: Dims, q: &[f32], k: &[f32], v: &[f32], dy: &[f32], task: usize, (oq, ok, ov): (Out, Out, Out), accumulate: bool) {
+        let (s, _, base, kv_base) = self.task(d, task);
         let t = s.len;
         let mut p = vec![0f32; t * t];
         self.weights(d, q, k, task, &mut p);
@@ -145,13 +174,15 @@ impl Attention {
             mul_assign(&mut dropped, m);
         }
         let mut dp = vec![0f32; t * t];
-        // SAFETY (all products here): the views are this head's t × dh blocks (row stride h) and the
-        // task's own t × t buffers; this task alone writes its head's blocks of dq, dk and dv.
+        // SAFETY (all products here): the views are this head's t × dh blocks (row strides h for Q and
+        // dO, kv for K and V) and the task's own t × t buffers; this task alone writes its head's block
+        // of dq, and its group's task (`backward_group`), running its heads one after another, alone
+        // writes the group's blocks of dk and dv.
         unsafe {
             // dV = P'ᵀ · dO
-            product((t, d.dh, t), ov.0.add(base), d.h, false, (dropped.as_ptr(), 1, t), (dy[base..].as_ptr(), d.h, 1), false);
+            product((t, d.dh, t), ov.0.add(kv_base), d.kv, accumulate, (dropped.as_ptr(), 1, t), (dy[base..].as_ptr(), d.h, 1), false);
             // dP' = dO · Vᵀ
-            product((t, t, d.dh), dp.as_mut_ptr(), t, false, (dy[base..].as_ptr(), d.h, 1), (v[base..].as_ptr(), 1, d.h), false);
+            product((t, t, d.dh), dp.as_mut_ptr(), t, false, (dy[base..].as_ptr(), d.h, 1), (v[kv_base..].as_ptr(), 1, d.kv), false);
         }
         if let Some(m) = &mask {
             mul_assign(&mut dp, m);
@@ -159,9 +190,9 @@ impl Attention {
         softmax_grad_rows(&mut dp, &p, t, self.scale);
         unsafe {
             // dQ = dS · K
-            product((t, d.dh, t), oq.0.add(base), d.h, false, (dp.as_ptr(), t, 1), (k[base..].as_ptr(), d.h, 1), false);
+            product((t, d.dh, t), oq.0.add(base), d.h, false, (dp.as_ptr(), t, 1), (k[kv_base..].as_ptr(), d.kv, 1), false);
             // dK = dSᵀ · Q
-            product((t, d.dh, t), ok.0.add(base), d.h, false, (dp.as_ptr(), 1, t), (q[base..].as_ptr(), d.h, 1), false);
+            product((t, d.dh, t), ok.0.add(kv_base), d.kv, accumulate, (dp.as_ptr(), 1, t), (q[base..].as_ptr(), d.h, 1), false);
         }
     }
 }
@@ -205,12 +236,10 @@ impl CustomOp3 for Attention {
         "fused-attention"
     }
 
-    /// q, k, v: [batch, seq, hidden] or [batch · seq, hidden]; the context, in the same shape.
+    /// q: [batch, seq, hidden] or [batch · seq, hidden], k and v the same at the key/value width; the
+    /// context, in q's shape.
     fn cpu_fwd(&self, qs: &CpuStorage, ql: &Layout, ks: &CpuStorage, kl: &Layout, vs: &CpuStorage, vl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let d = self.dims(ql)?;
-        if kl.dims() != ql.dims() || vl.dims() != ql.dims() {
-            candle_core::bail!("fused attention: q {:?}, k {:?}, v {:?}", ql.dims(), kl.dims(), vl.dims());
-        }
+        let d = self.dims(ql, kl, vl)?;
         let (q, k, v) = (slice(qs, ql, "query")?, slice(ks, kl, "key")?, slice(vs, vl, "value")?);
         let mut out = vec![0f32; q.len()];
         let dst = Out(out.as_mut_ptr());
@@ -219,14 +248,15 @@ impl CustomOp3 for Attention {
     }
 
     fn bwd(&self, q: &Tensor, k: &Tensor, v: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = self.dims(q.layout())?;
+        let d = self.dims(q.layout(), k.layout(), v.layout())?;
         let (dq, dk, dv) = with_data(q, "query", |q| {
             with_data(k, "key", |k| {
                 with_data(v, "value", |v| {
                     with_data(dy, "attention gradient", |dy| {
-                        let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
+                        let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; k.len()], vec![0f32; v.len()]);
                         let outs = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
-                        (0..self.spans.len() * self.heads).into_par_iter().for_each(|task| self.backward_task(d, q, k, v, dy, task, outs));
+                        let groups = self.spans.len() * (self.heads / d.group);
+                        (0..groups).into_par_iter().for_each(|g| self.backward_group(d, q, k, v, dy, g, outs));
                         (dq, dk, dv)
                     })
                 })
@@ -236,7 +266,8 @@ impl CustomOp3 for Attention {
     }
 }
 
-/// Attention over q, k, v [batch, seq, hidden] (or [batch · seq, hidden]) with `heads` heads; `bias`
+/// Attention over q, k, v [batch, seq, hidden] (or [batch · seq, hidden]) with `heads` query heads (k
+/// and v may be narrower: fewer key/value heads, each shared by a group of query heads); `bias`
 /// [batch, seq] masks padding keys; `dropout` (p, key) drops attention weights in training; `causal`
 /// hides from each query the keys after it.
 #[allow(clippy::too_many_arguments)]
@@ -380,5 +411,36 @@ mod tests {
         let vars: Vec<Var> = [pq, pk, pv].iter().map(|t| Var::from_tensor(t).unwrap()).collect();
         super::super::kernels::tests::check_gradients(&vars, |t| attention_packed(&t[0], &t[1], &t[2], &[6, 4], 2, 0.5, Some((0.2, 3)), true).unwrap(), 2e-2);
         super::super::kernels::tests::check_gradients(&[q, k, v], |t| attention(&t[0], &t[1], &t[2], &bias, 2, 0.5, None, true).unwrap(), 2e-2);
+    }
+
+    /// Grouped-query attention (4 query heads sharing 2 key/value heads) read in place equals
+    /// attention over key/value heads repeated for each query head, forward and backward (the shared
+    /// heads' gradients summed over their group), and matches finite differences, causal and padded.
+    #[test]
+    fn grouped_key_value_heads_match_repeated_ones_and_finite_differences() {
+        let dev = Device::Cpu;
+        let (q, _, _, mask) = inputs();
+        let r = |shift: f64| Var::from_tensor(&(Tensor::randn(0f32, 1.0, (2, 6, 4), &dev).unwrap() + shift).unwrap()).unwrap();
+        let (k, v) = (r(0.1), r(-0.1));
+        // Each key/value head of width 2 repeated twice: [k0 k0 k1 k1], as Hugging Face's repeat_kv.
+        let repeat = |t: &Tensor| t.reshape((2, 6, 2, 1, 2)).unwrap().broadcast_as((2, 6, 2, 2, 2)).unwrap().contiguous().unwrap().reshape((2, 6, 8)).unwrap();
+        let bias = super::super::ops::attention_bias(&mask).unwrap().reshape((2, 6)).unwrap();
+        let proj = Tensor::randn(0f32, 1.0, (2, 6, 8), &dev).unwrap();
+        for causal in [false, true] {
+            let grouped = attention(q.as_tensor(), k.as_tensor(), v.as_tensor(), &bias, 4, 0.5, Some((0.2, 9)), causal).unwrap();
+            let repeated = attention(q.as_tensor(), &repeat(k.as_tensor()), &repeat(v.as_tensor()), &bias, 4, 0.5, Some((0.2, 9)), causal).unwrap();
+            assert!(max_abs(&(&grouped - &repeated).unwrap()) < 1e-6);
+            let g1 = (grouped * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (repeated * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+            for var in [&q, &k, &v] {
+                let diff = max_abs(&(g1.get(var.as_tensor()).unwrap() - g2.get(var.as_tensor()).unwrap()).unwrap());
+                assert!(diff < 1e-5, "causal {causal}: gradient differs by {diff}");
+            }
+            super::super::kernels::tests::check_gradients(
+                &[q.clone(), k.clone(), v.clone()],
+                |t| attention(&t[0], &t[1], &t[2], &bias, 4, 0.5, None, causal).unwrap(),
+                2e-2,
+            );
+        }
     }
 }
