@@ -89,7 +89,9 @@ impl Attention {
         };
         let ((h, rows), (kv, k_rows)) = (split(ql)?, split(kl)?);
         let dh = h / self.heads.max(1);
-        let fits = rows == self.rows && k_rows == rows && h % self.heads == 0 && kv % dh.max(1) == 0 && kv > 0 && self.heads % (kv / dh.max(1)) == 0;
+        let kv_heads = kv / dh.max(1);
+        let fits =
+            rows == self.rows && k_rows == rows && h.is_multiple_of(self.heads) && kv_heads > 0 && kv == kv_heads * dh && self.heads.is_multiple_of(kv_heads);
         if !fits || vl.dims() != kl.dims() {
             candle_core::bail!(
                 "fused attention: q {:?}, k {:?}, v {:?} for {} rows in {} sequences, {} heads",
@@ -101,7 +103,7 @@ impl Attention {
                 self.heads
             );
         }
-        Ok(Dims { h, kv, dh, group: self.heads / (kv / dh) })
+        Ok(Dims { h, kv, dh, group: self.heads / kv_heads })
     }
 
     /// Task `task` = sequence · heads + head: its span, head, first element in Q, and first element in
