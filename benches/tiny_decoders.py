@@ -30,7 +30,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, LlamaCon
 
 # Run as a script from benches/ (python benches/tiny_decoders.py), so its sibling is importable: the same
 # probe, fill formula and gradient summaries as the MiniLM reference.
-from torch_gradients import fill, summaries
+from torch_gradients import fill, fill_adapters, summaries
 
 TEXTS = [
     "winner you have been selected to receive a prize reward call now",
@@ -134,11 +134,7 @@ def gradients(path, tok):
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     model = get_peft_model(classifier(path), LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, lora_dropout=0.0, target_modules=targets))
     model.eval()
-    for name, p in model.named_parameters():
-        if ".lora_A." in name:
-            fill(p, 0.05, 0.3)
-        elif ".lora_B." in name:
-            fill(p, 0.02, 0.7)
+    fill_adapters(model)
     loss = step(model, tok)
 
     def ours(name):

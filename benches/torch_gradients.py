@@ -88,12 +88,17 @@ def lora_classifier(model_dir):
 
     model = get_peft_model(classifier(model_dir), LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.0, target_modules=lora_pattern()))
     model.eval()
+    fill_adapters(model)
+    return model
+
+
+def fill_adapters(model):
+    # Every adapter set by formula (at peft's initialisation B is zero, and A would get no gradient).
     for name, p in model.named_parameters():
         if ".lora_A." in name:
             fill(p, 0.05, 0.3)
         elif ".lora_B." in name:
             fill(p, 0.02, 0.7)
-    return model
 
 
 def trajectory(model, tok, peak):
