@@ -22,15 +22,20 @@ fn artifact(sb: &Sandbox, r: &serde_json::Value, file: &str) -> Vec<u8> {
     std::fs::read(sb.runs_dir().join(r["artifact"].as_str().unwrap()).join(file)).unwrap()
 }
 
-#[test]
-fn vectors_and_probabilities_do_not_depend_on_the_thread_count() {
+/// Both threads counts' vectors and records for the method section `method` (the smoke CSV).
+fn on_one_and_two_threads(method: &str) -> ((Vec<u8>, serde_json::Value), (Vec<u8>, serde_json::Value)) {
     let sb = Sandbox::new();
     std::fs::copy(smoke_csv(), sb.path().join("smoke.csv")).unwrap();
-    let spec = sb.write("s.yaml", csv_spec("smoke.csv", METHOD));
+    let spec = sb.write("s.yaml", csv_spec("smoke.csv", method));
     let one = run(&sb, &spec, &["--threads", "1"]);
     let vectors_one = artifact(&sb, &one, "vectors.txt");
     let two = run(&sb, &spec, &["--threads", "2"]);
-    let vectors_two = artifact(&sb, &two, "vectors.txt");
+    ((vectors_one, one), (artifact(&sb, &two, "vectors.txt"), two))
+}
+
+#[test]
+fn vectors_and_probabilities_do_not_depend_on_the_thread_count() {
+    let ((vectors_one, one), (vectors_two, two)) = on_one_and_two_threads(METHOD);
     assert!(vectors_one == vectors_two, "vectors differ between --threads 1 and --threads 2");
     assert_eq!(one["predictions"], two["predictions"]);
     // Several jobs ran side by side: the corpus is cut into more jobs than one period holds.
@@ -43,6 +48,18 @@ fn vectors_and_probabilities_do_not_depend_on_the_thread_count() {
     assert_eq!(header[1], 30);
     assert_eq!(lines.clone().count(), header[0]);
     assert!(lines.all(|l| l.split(' ').count() == 31));
+}
+
+/// Negatives drawn per pair (word2vec's and gensim's way) and CBOW are as deterministic, and differ from
+/// the default (shared negatives, skip-gram).
+#[test]
+fn per_pair_negatives_and_cbow_do_not_depend_on_the_thread_count_either() {
+    let ((default, _), _) = on_one_and_two_threads(METHOD);
+    for extra in ["  shared_negatives: false\n", "  architecture: cbow\n"] {
+        let ((one, _), (two, _)) = on_one_and_two_threads(&format!("{METHOD}{extra}"));
+        assert!(one == two, "{extra}: vectors differ between --threads 1 and --threads 2");
+        assert!(one != default, "{extra}: the same vectors as the default");
+    }
 }
 
 #[test]

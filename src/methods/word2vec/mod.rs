@@ -62,6 +62,11 @@ pub struct Word2VecParams {
     pub min_count: u64,
     /// Negative samples per prediction.
     pub negative: usize,
+    /// Skip-gram: draw the negatives once per window, shared by the window's context words (true,
+    /// BlazingText's scheme: each target row is read once per window, not once per context word), or
+    /// once per (context, word) pair as word2vec and gensim do (false). CBOW draws once per window
+    /// either way.
+    pub shared_negatives: bool,
     /// Frequent-word down-sampling threshold (0 keeps every word).
     pub sample: f64,
     pub epochs: usize,
@@ -89,6 +94,7 @@ impl Default for Word2VecParams {
             window: 5,
             min_count: 2,
             negative: 5,
+            shared_negatives: true,
             sample: 1e-3,
             epochs: 5,
             alpha: 0.025,
@@ -308,6 +314,7 @@ pub fn fit(p: &Word2VecParams, train: Examples<'_>, ctx: &FitContext<'_>) -> Res
                 },
                 window: p.window,
                 negative: p.negative,
+                shared_negatives: p.shared_negatives,
                 epochs: p.epochs,
                 alpha: p.alpha as f32,
                 min_alpha: p.min_alpha as f32,

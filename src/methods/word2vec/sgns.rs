@@ -6,7 +6,8 @@
 //! corpus (500 to 50,000 words), and the jobs into periods of `SHARDS` jobs. Within a period every job
 //! reads the vectors as they were at the period's start and writes into its own overlay (a private copy
 //! of each row it touches, made on first touch); at the period's end the overlays are merged into the
-//! shared vectors in a fixed order. Which job runs on which thread changes nothing, so `--threads 1` and
+//! shared vectors in a fixed order (ranges of rows in parallel: a row's result depends only on the
+//! overlays). Which job runs on which thread changes nothing, so `--threads 1` and
 //! `--threads 2` give the same bits. A job sees the other job's updates of its period one period late:
 //! staleness as Hogwild has between its threads, but fixed in size (one job, at most 1/64 of an epoch)
 //! and the same on every run. Smaller jobs would see each other sooner but copy more rows per word: on
@@ -14,6 +15,10 @@
 //! random draws (down-sampling, window shrinking, negatives) come from its own generator, seeded from the
 //! run's seed, the epoch and the job's number; its learning rate is the linear decay at the job's place
 //! in the whole training run.
+//!
+//! Skip-gram shares its negatives within a window by default (`predict_window`): a word's context words
+//! all predict it against one draw of negatives, in one small matrix product. On a vocabulary too large
+//! for the cache most of the time goes to fetching output rows, and this fetches each once per window.
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -45,6 +50,9 @@ pub struct Settings {
     pub architecture: Architecture,
     pub window: usize,
     pub negative: usize,
+    /// Skip-gram: one draw of negatives per window, shared by its context words (BlazingText's and
+    /// pWord2Vec's scheme), instead of one per (context, word) pair as word2vec and gensim draw them.
+    pub shared_negatives: bool,
     pub epochs: usize,
     pub alpha: f32,
     pub min_alpha: f32,
@@ -104,39 +112,51 @@ impl Overlay {
 
 /// Gives `base` the overlays' changes: a row one overlay touched becomes that overlay's row; a row
 /// several touched becomes the start plus each one's change (overlay − start), added in overlay order.
-/// Either way the result does not depend on the threads. Then empties the overlays.
+/// Either way a row's result depends on nothing but the overlays, so the rows are merged in parallel,
+/// in ranges. Then empties the overlays.
 fn apply(overlays: &mut [&mut Overlay], base: &mut [f32]) {
+    let Some(dim) = overlays.first().map(|o| o.dim) else { return };
+    let rows = base.len() / dim;
+    merge(overlays, base, rows.div_ceil(4 * rayon::current_num_threads()).max(1024));
+}
+
+/// `apply` in ranges of `per_part` rows.
+fn merge(overlays: &mut [&mut Overlay], base: &mut [f32], per_part: usize) {
+    let Some(dim) = overlays.first().map(|o| o.dim) else { return };
+    let rows = base.len() / dim;
     {
         let overlays: &[&mut Overlay] = overlays;
-        let mut start = Vec::new();
-        for (i, ov) in overlays.iter().enumerate() {
-            let dim = ov.dim;
-            for (k, &r) in ov.touched.iter().enumerate() {
-                let (at, mine) = (r as usize * dim, &ov.rows[k * dim..(k + 1) * dim]);
-                let shared = overlays.iter().enumerate().any(|(j, o)| j != i && o.slot[r as usize] != NONE);
-                if !shared {
-                    base[at..at + dim].copy_from_slice(mine);
-                    continue;
-                }
-                let first = overlays.iter().position(|o| o.slot[r as usize] != NONE) == Some(i);
-                if !first {
-                    continue;
-                }
-                // The first overlay to hold the row adds every overlay's change to the start.
-                start.clear();
-                start.extend_from_slice(&base[at..at + dim]);
-                for o in overlays.iter().filter(|o| o.slot[r as usize] != NONE) {
-                    let s = o.slot[r as usize] as usize;
-                    let theirs = &o.rows[s * dim..(s + 1) * dim];
-                    base[at..at + dim].iter_mut().zip(theirs.iter().zip(&start)).for_each(|(b, (t, s0))| *b += t - s0);
+        base.par_chunks_mut(per_part * dim).enumerate().for_each(|(part, base)| {
+            let range = (part * per_part) as u32..((part + 1) * per_part).min(rows) as u32;
+            let mut start = Vec::new();
+            for (i, ov) in overlays.iter().enumerate() {
+                for (k, &r) in ov.touched.iter().enumerate().filter(|(_, r)| range.contains(r)) {
+                    let (at, mine) = ((r - range.start) as usize * dim, &ov.rows[k * dim..(k + 1) * dim]);
+                    let holders = || overlays.iter().filter(|o| o.slot[r as usize] != NONE);
+                    if holders().count() == 1 {
+                        base[at..at + dim].copy_from_slice(mine);
+                        continue;
+                    }
+                    if overlays.iter().position(|o| o.slot[r as usize] != NONE) != Some(i) {
+                        continue;
+                    }
+                    // The first overlay to hold the row adds every overlay's change to the start.
+                    start.clear();
+                    start.extend_from_slice(&base[at..at + dim]);
+                    for o in holders() {
+                        let s = o.slot[r as usize] as usize;
+                        let theirs = &o.rows[s * dim..(s + 1) * dim];
+                        base[at..at + dim].iter_mut().zip(theirs.iter().zip(&start)).for_each(|(b, (t, s0))| *b += t - s0);
+                    }
                 }
             }
-        }
+        });
     }
-    overlays.iter_mut().for_each(|ov| ov.clear());
+    overlays.par_iter_mut().for_each(|ov| ov.clear());
 }
 
 /// wyrand: a fast 64-bit generator, one per job.
+#[derive(Clone)]
 struct Rng(u64);
 
 impl Rng {
@@ -170,13 +190,7 @@ struct Shared<'a> {
 pub fn train(corpus: &[Vec<u32>], input: &mut [f32], dim: usize, keep: &[u32], unigram: &Unigram, s: &Settings, on_words: &(dyn Fn(u64) + Sync)) -> Outcome {
     let words = keep.len();
     let mut output = vec![0f32; words * dim];
-    let exp_table = (0..EXP_TABLE_SIZE)
-        .map(|i| {
-            let x = ((i as f32 / EXP_TABLE_SIZE as f32) * 2.0 - 1.0) * MAX_EXP;
-            let e = x.exp();
-            e / (e + 1.0)
-        })
-        .collect();
+    let exp_table = exp_table();
     let shared = Shared { settings: s, keep, unigram, exp_table, dim };
     let per_epoch: u64 = corpus.iter().map(|t| t.len() as u64).sum();
     let job_words = (per_epoch as usize / JOBS_PER_EPOCH).clamp(*JOB_WORDS.start(), *JOB_WORDS.end());
@@ -221,6 +235,17 @@ pub fn train(corpus: &[Vec<u32>], input: &mut [f32], dim: usize, keep: &[u32], u
     Outcome { raw_words: total, effective_words: effective, seconds: started.elapsed().as_secs_f64() }
 }
 
+/// σ at EXP_TABLE_SIZE points evenly over [−MAX_EXP, MAX_EXP), as word2vec tabulates it.
+fn exp_table() -> Vec<f32> {
+    (0..EXP_TABLE_SIZE)
+        .map(|i| {
+            let x = ((i as f32 / EXP_TABLE_SIZE as f32) * 2.0 - 1.0) * MAX_EXP;
+            let e = x.exp();
+            e / (e + 1.0)
+        })
+        .collect()
+}
+
 /// A run of consecutive texts of about the job size.
 struct Job {
     texts: std::ops::Range<usize>,
@@ -256,6 +281,8 @@ fn run_job<'a>(texts: &[&[u32]], input: &[f32], output: &[f32], ov_in: &mut Over
     let mut kept_words: Vec<u32> = Vec::new();
     let mut work = vec![0f32; dim];
     let mut hidden = vec![0f32; dim];
+    let mut window: Vec<u32> = Vec::new();
+    let mut scratch = Scratch::default();
     let mut kept = 0u64;
     for text in texts {
         kept_words.clear();
@@ -268,6 +295,11 @@ fn run_job<'a>(texts: &[&[u32]], input: &[f32], output: &[f32], ov_in: &mut Over
             let (lo, hi) = (i.saturating_sub(reach), (i + reach + 1).min(n));
             let word = kept_words[i];
             match s.architecture {
+                Architecture::SkipGram if s.shared_negatives => {
+                    window.clear();
+                    window.extend((lo..hi).filter(|&j| j != i).map(|j| kept_words[j]));
+                    predict_window(&window, word, input, output, ov_in, ov_out, c, alpha, rng, &mut scratch);
+                }
                 Architecture::SkipGram => {
                     for (j, &context) in kept_words.iter().enumerate().take(hi).skip(lo) {
                         if j == i {
@@ -307,6 +339,92 @@ fn run_job<'a>(texts: &[&[u32]], input: &[f32], output: &[f32], ov_in: &mut Over
         }
     }
     kept
+}
+
+/// A window's buffers, kept between windows.
+#[derive(Default)]
+struct Scratch {
+    targets: Vec<(u32, f32)>,
+    in_at: Vec<usize>,
+    out_at: Vec<usize>,
+    /// The gradient scale of each (context, target): (label − σ(score)) · alpha, 0 when saturated.
+    g: Vec<f32>,
+    /// Each context's input error.
+    work: Vec<f32>,
+}
+
+/// Skip-gram's update of one window with shared negatives: every context word of `word` predicts
+/// `word` and the same negatives. The scores and errors are all taken from the rows as they were
+/// before the window (a small matrix product instead of a chain of dependent dot products), then the
+/// context rows and the target rows are updated. Each target row is read once per window instead of
+/// once per context word: six random rows a word instead of thirty-six at the defaults.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn predict_window(
+    contexts: &[u32],
+    word: u32,
+    input: &[f32],
+    output: &[f32],
+    ov_in: &mut Overlay,
+    ov_out: &mut Overlay,
+    c: &Shared<'_>,
+    alpha: f32,
+    rng: &mut Rng,
+    x: &mut Scratch,
+) {
+    let dim = c.dim;
+    x.targets.clear();
+    x.targets.push((word, 1.0));
+    for _ in 0..c.settings.negative {
+        let t = c.unigram.draw(rng.next());
+        if t != word {
+            x.targets.push((t, 0.0));
+        }
+    }
+    // Plain loops, not iterator adapters: a closure the compiler does not inline would lose the
+    // function's vector instructions.
+    x.in_at.clear();
+    for &w in contexts {
+        x.in_at.push(ov_in.offset(input, w));
+    }
+    x.out_at.clear();
+    for &(t, _) in &x.targets {
+        x.out_at.push(ov_out.offset(output, t));
+    }
+    let (ins, outs) = (&mut ov_in.rows, &mut ov_out.rows);
+    x.g.clear();
+    for &a in &x.in_at {
+        let l1 = &ins[a..a + dim];
+        for (&b, &(_, label)) in x.out_at.iter().zip(&x.targets) {
+            let f = dot(l1, &outs[b..b + dim]);
+            x.g.push(if f <= -MAX_EXP || f >= MAX_EXP { 0.0 } else { (label - sigmoid(&c.exp_table, f)) * alpha });
+        }
+    }
+    let n = x.targets.len();
+    x.work.clear();
+    x.work.resize(contexts.len() * dim, 0.0);
+    for (work, g) in x.work.chunks_exact_mut(dim).zip(x.g.chunks_exact(n)) {
+        for (&b, &g) in x.out_at.iter().zip(g).filter(|(_, &g)| g != 0.0) {
+            axpy(work, g, &outs[b..b + dim]);
+        }
+    }
+    for (t, &b) in x.out_at.iter().enumerate() {
+        let l2 = &mut outs[b..b + dim];
+        for (&a, g) in x.in_at.iter().zip(x.g.iter().skip(t).step_by(n)) {
+            if *g != 0.0 {
+                axpy(l2, *g, &ins[a..a + dim]);
+            }
+        }
+    }
+    for (&a, work) in x.in_at.iter().zip(x.work.chunks_exact(dim)) {
+        axpy(&mut ins[a..a + dim], 1.0, work);
+    }
+}
+
+/// y += g · x.
+#[inline(always)]
+fn axpy(y: &mut [f32], g: f32, x: &[f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += g * x);
 }
 
 /// The update of one (input vector, predicted word) pair and its negatives: the input's error is
@@ -371,9 +489,108 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use super::*;
 
+    /// Input and output rows of `words` × `dim`, values in ±0.5 so that updates are not tiny.
+    fn rows(words: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut r = Rng::new(seed, 0, 0);
+        (0..words * dim).map(|_| (r.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect()
+    }
+
+    fn settings(shared_negatives: bool) -> Settings {
+        Settings { architecture: Architecture::SkipGram, window: 3, negative: 5, shared_negatives, epochs: 1, alpha: 0.05, min_alpha: 1e-4, seed: 7 }
+    }
+
+    /// A window with one context word is the per-pair update itself, to the bit (the negatives are
+    /// drawn in the same order; none repeats among 5,000 equally likely words at this seed).
+    #[test]
+    fn a_one_word_window_updates_as_one_pair_does() {
+        let (words, dim) = (5000, 24);
+        let (input, output) = (rows(words, dim, 1), rows(words, dim, 2));
+        let (keep, unigram, s) = (vec![u32::MAX; words], Unigram::new(&vec![10; words]), settings(true));
+        let c = Shared { settings: &s, keep: &keep, unigram: &unigram, exp_table: exp_table(), dim };
+        let (mut a_in, mut a_out) = (Overlay::new(words, dim), Overlay::new(words, dim));
+        predict_window(&[17], 42, &input, &output, &mut a_in, &mut a_out, &c, 0.05, &mut Rng::new(3, 0, 0), &mut Scratch::default());
+        let (mut b_in, mut b_out) = (Overlay::new(words, dim), Overlay::new(words, dim));
+        let mut work = vec![0f32; dim];
+        let at = b_in.offset(&input, 17);
+        predict(&b_in.rows[at..at + dim], 42, &mut work, &output, &mut b_out, &c, 0.05, &mut Rng::new(3, 0, 0));
+        b_in.rows[at..at + dim].iter_mut().zip(&work).for_each(|(v, w)| *v += w);
+        assert_eq!(a_out.touched.len(), 6, "the word and 5 distinct negatives");
+        assert_eq!((&a_in.touched, &a_out.touched), (&b_in.touched, &b_out.touched));
+        assert!(a_in.rows == b_in.rows && a_out.rows == b_out.rows);
+        assert!(a_in.rows[..dim] != input[17 * dim..18 * dim], "the context row moved");
+    }
+
+    /// A window of several context words (one twice) against the formula computed apart in f64 (σ from
+    /// the same table): every score from the rows as they were, then ΔI = G·O and ΔO = Gᵀ·I, a repeated word getting both.
+    #[test]
+    fn a_window_is_one_small_matrix_update_from_the_rows_before_it() {
+        let (words, dim) = (300, 20);
+        let (input, output) = (rows(words, dim, 4), rows(words, dim, 5));
+        let (keep, unigram, s) = (vec![u32::MAX; words], Unigram::new(&vec![10; words]), settings(true));
+        let c = Shared { settings: &s, keep: &keep, unigram: &unigram, exp_table: exp_table(), dim };
+        let (contexts, word, alpha) = ([3u32, 9, 3, 250], 7u32, 0.05f32);
+        let rng = Rng::new(11, 2, 5);
+        let (mut ov_in, mut ov_out) = (Overlay::new(words, dim), Overlay::new(words, dim));
+        predict_window(&contexts, word, &input, &output, &mut ov_in, &mut ov_out, &c, alpha, &mut rng.clone(), &mut Scratch::default());
+
+        let mut draws = rng.clone();
+        let mut targets = vec![(word, 1.0f64)];
+        targets.extend((0..s.negative).map(|_| unigram.draw(draws.next())).filter(|&t| t != word).map(|t| (t, 0.0)));
+        let row = |m: &[f32], w: u32| -> Vec<f64> { m[w as usize * dim..(w as usize + 1) * dim].iter().map(|&v| f64::from(v)).collect() };
+        let (mut want_in, mut want_out) = (input.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), output.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
+        for &ctx in &contexts {
+            for &(t, label) in &targets {
+                let (i, o) = (row(&input, ctx), row(&output, t));
+                let f: f64 = i.iter().zip(&o).map(|(a, b)| a * b).sum();
+                let g = (label - f64::from(sigmoid(&c.exp_table, f as f32))) * f64::from(alpha);
+                (0..dim).for_each(|d| want_in[ctx as usize * dim + d] += g * o[d]);
+                (0..dim).for_each(|d| want_out[t as usize * dim + d] += g * i[d]);
+            }
+        }
+        let mut moved = 0.0f64;
+        for (ov, want, base) in [(&ov_in, &want_in, &input), (&ov_out, &want_out, &output)] {
+            for (k, &r) in ov.touched.iter().enumerate() {
+                for d in 0..dim {
+                    let (got, want) = (f64::from(ov.rows[k * dim + d]), want[r as usize * dim + d]);
+                    assert!((got - want).abs() < 1e-5, "row {r} dimension {d}: {got} against {want}");
+                    moved = moved.max((got - f64::from(base[r as usize * dim + d])).abs());
+                }
+            }
+        }
+        assert!(moved > 5e-3, "the update is large enough to tell the formulas apart ({moved})");
+    }
+
+    /// Merging in ranges gives the rows merging whole gives: a row one overlay touched is its copy, a
+    /// row both touched is the start plus both changes.
+    #[test]
+    fn overlays_merge_the_same_in_any_number_of_ranges() {
+        let (words, dim) = (3000, 4);
+        let base = rows(words, dim, 6);
+        let touch = |ov: &mut Overlay, rows: &[u32], by: f32| {
+            for &r in rows {
+                let at = ov.offset(&base, r);
+                ov.rows[at..at + dim].iter_mut().for_each(|v| *v += by);
+            }
+        };
+        let merged = |per_part: usize| {
+            let (mut a, mut b) = (Overlay::new(words, dim), Overlay::new(words, dim));
+            touch(&mut a, &[5, 1500, 2999, 700], 1.0);
+            touch(&mut b, &[1500, 6, 2999, 1024], 0.25);
+            let mut out = base.clone();
+            merge(&mut [&mut a, &mut b], &mut out, per_part);
+            assert!(a.touched.is_empty() && a.slot.iter().all(|&s| s == NONE), "the overlay is emptied");
+            out
+        };
+        let whole = merged(words);
+        assert!(merged(1024) == whole && merged(7) == whole);
+        let at = |r: usize, d: usize| whole[r * dim + d] - base[r * dim + d];
+        assert_eq!((at(5, 0), at(6, 1), at(1024, 3), at(8, 0)), (1.0, 0.25, 0.25, 0.0));
+        assert!((at(1500, 2) - 1.25).abs() < 1e-6 && (at(2999, 0) - 1.25).abs() < 1e-6);
+    }
+
     #[test]
     fn the_sigmoid_table_covers_its_whole_range() {
-        let table: Vec<f32> = (0..EXP_TABLE_SIZE).map(|i| 1.0 / (1.0 + (-((i as f32 / EXP_TABLE_SIZE as f32) * 2.0 - 1.0) * MAX_EXP).exp())).collect();
+        let table = exp_table();
         // The largest f32 under MAX_EXP: (f + 6) · 1000/12 rounds to 1000.
         let f = f32::from_bits(MAX_EXP.to_bits() - 1);
         assert!(sigmoid(&table, f) > 0.997);
