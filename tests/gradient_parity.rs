@@ -7,9 +7,12 @@
 //! elsewhere show every weight gets a gradient and each custom op's backward matches finite differences;
 //! this one shows the whole chain computes the same gradients and updates PyTorch does.
 
+mod common;
+
+use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use textbench::methods::tune::classifier::Classifier;
 use textbench::methods::tune::params::{LoraSettings, TrainParams};
 use textbench::methods::tune::trainer as train;
@@ -242,12 +245,17 @@ fn training_mode_lora_gradients_match_finite_differences() {
 /// embeddings): a full fine-tuning step and a LoRA step on all seven projections give transformers' and
 /// peft's gradients for every trainable tensor (tests/data/tiny-decoders.json).
 fn decoder(name: &str, trainable_backbone: bool) -> (Classifier, serde_json::Value) {
+    decoder_at(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name), name, trainable_backbone)
+}
+
+/// `decoder` from the model folder `dir`, with the references of the tiny model `name`.
+fn decoder_at(dir: &Path, name: &str, trainable_backbone: bool) -> (Classifier, serde_json::Value) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let all: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("tiny-decoders.json")).unwrap()).unwrap();
     let mut r = all["models"][name].clone();
     r["texts"] = all["texts"].clone();
     r["labels"] = all["labels"].clone();
-    let mut model = Classifier::new(&data.join(name), 128, trainable_backbone, Pooling::Cls, 2, 0, &Device::Cpu).unwrap();
+    let mut model = Classifier::new(dir, 128, trainable_backbone, Pooling::Cls, 2, 0, &Device::Cpu).unwrap();
     assert_eq!(model.checkpoint.family.name, "LLaMA");
     fill(&trainable(&model, "score.weight"), 0.02, 0.5);
     if !trainable_backbone {
@@ -272,4 +280,37 @@ fn decoder_finetuning_and_lora_steps_give_transformers_and_peft_gradients() {
         let (model, r) = decoder(name, false);
         assert_gradients_match(&model, &r, "lora");
     }
+}
+
+/// A checkpoint stored in bf16 (as most LLaMA checkpoints are) keeps its frozen matrices in bf16, half
+/// the memory, and a LoRA step on it is the step on the same values widened to f32: the same loss and
+/// gradients to the bit, since widening is exact and done before every product.
+#[test]
+fn a_bf16_checkpoint_stays_bf16_and_trains_as_its_f32_widening() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny-llama");
+    let raw = candle_core::safetensors::load(tiny.join("model.safetensors"), &Device::Cpu).unwrap();
+    let sb = common::Sandbox::new();
+    let step = |dtype: DType| {
+        let dir = sb.path().join(dtype.as_str());
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["config.json", "tokenizer.json"] {
+            std::fs::copy(tiny.join(file), dir.join(file)).unwrap();
+        }
+        let tensors: HashMap<String, Tensor> = raw.iter().map(|(k, t)| (k.clone(), t.to_dtype(DType::BF16).unwrap().to_dtype(dtype).unwrap())).collect();
+        candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).unwrap();
+        let (model, r) = decoder_at(&dir, "tiny-llama", false);
+        let kept = model.model.named_tensors().into_iter().map(|(k, t)| (k, t.dtype())).collect::<HashMap<_, _>>();
+        let loss = batch_loss(&model, &reference_batch(&model, &r), &mut Mode::eval());
+        let grads = loss.backward().unwrap();
+        let grads: Vec<Vec<f32>> = model.trainable.iter().map(|(_, v)| grads.get(v.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap()).collect();
+        (kept, loss.to_scalar::<f32>().unwrap(), grads)
+    };
+    let (kept, loss, grads) = step(DType::BF16);
+    assert_eq!(kept["model.layers.1.mlp.down_proj.weight"], DType::BF16);
+    assert_eq!(kept["model.embed_tokens.weight"], DType::BF16);
+    assert_eq!(kept["model.norm.weight"], DType::F32, "vectors are widened once, at load");
+    let (kept32, loss32, grads32) = step(DType::F32);
+    assert_eq!(kept32["model.layers.1.mlp.down_proj.weight"], DType::F32);
+    assert_eq!(loss.to_bits(), loss32.to_bits());
+    assert!(grads.len() > 10 && grads == grads32, "LoRA gradients differ between the bf16 checkpoint and its f32 widening");
 }

@@ -295,6 +295,9 @@ impl LlamaModel {
     }
 
     fn load_tensors(config: &LlamaConfig, w: &mut Weights) -> Result<LlamaModel> {
+        // Every matrix here is read through `Linear` or `embed`, which widen bf16 as they go: a frozen
+        // bf16 checkpoint (a LoRA or frozen run) stays in bf16, half the memory of f32.
+        w.keep_bf16 = true;
         let before = w.loaded;
         let (h, i, eps) = (config.hidden_size, config.intermediate_size, config.rms_norm_eps);
         let (q_out, kv_out) = (config.num_attention_heads * config.head_dim(), config.kv_heads() * config.head_dim());
@@ -323,6 +326,11 @@ impl LlamaModel {
         let scaling = config.scaling().map_err(candle_core::Error::Msg)?;
         let rotary = Rotary::new(config.head_dim(), config.rope_theta, scaling);
         Ok(LlamaModel { config: config.clone(), packing: true, parameters: w.loaded - before, embed_tokens, layers, norm, rotary })
+    }
+
+    /// The rows of `ids` (a list) in f32, whatever the dtype the embeddings are kept in.
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        self.embed_tokens.index_select(ids, 0)?.to_dtype(DType::F32)
     }
 
     /// The token embeddings [vocab, hidden] (also the output layer of a tied checkpoint).
@@ -428,18 +436,18 @@ impl Encoder for LlamaModel {
             candle_core::bail!("sequence of {t} tokens exceeds the model's {} positions", self.max_positions());
         }
         let device = self.embed_tokens.device();
-        if self.packing && crate::nn::kernels::fusable(&self.embed_tokens) {
+        if self.packing && crate::nn::kernels::fusable(&self.norm.weight) {
             if let Some(packing) = Packing::of(mask)? {
                 let (ids, positions) = packing.pack_ids(ids)?;
                 let angles = self.angles(&positions.to_vec1::<u32>()?, device)?;
-                let x = self.embed_tokens.index_select(&ids, 0)?;
+                let x = self.embed(&ids)?;
                 let x = self.layers(x, &Sequences::Packed(&packing.lengths), &angles, mode)?;
                 return packing.unpack(&x);
             }
         }
         let positions: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
         let angles = self.angles(&positions, device)?;
-        let x = self.embed_tokens.index_select(&ids.flatten_all()?, 0)?;
+        let x = self.embed(&ids.flatten_all()?)?;
         let bias = ops::attention_bias(mask)?.to_dtype(x.dtype())?;
         let x = self.layers(x, &Sequences::Padded { bias: &bias, batch: b, seq: t }, &angles, mode)?;
         x.reshape((b, t, self.config.hidden_size))
@@ -554,7 +562,7 @@ impl SequenceClassifier for LlamaClassifier {
         let pooled = pool(&hidden, mask, self.pooling)?;
         match &self.head {
             ClassHead::Score(score) => score.forward(&pooled, mode),
-            ClassHead::Words { ids, output, .. } => pooled.matmul(&output.index_select(ids, 0)?.t()?),
+            ClassHead::Words { ids, output, .. } => pooled.matmul(&output.index_select(ids, 0)?.to_dtype(DType::F32)?.t()?),
         }
     }
 

@@ -176,6 +176,46 @@ pub(super) fn with_data<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) 
     }
 }
 
+thread_local! {
+    /// The widened copy of the bf16 weight in use on this thread, kept between calls: allocating it per
+    /// call had the kernel map and zero ~4 GB of pages per forward pass of a 1B model.
+    static WIDENED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a frozen weight's values as f32: its own data, or, for a weight kept in bf16
+/// (`Weights::keep_bf16`), a copy widened for this call into the thread's buffer. Widening bf16 to f32 is
+/// exact, so the products are those of the f32 weight, with one layer's matrix in f32 at a time.
+pub(super) fn weight_values<R>(s: &CpuStorage, l: &Layout, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let CpuStorage::BF16(data) = s else { return Ok(f(slice(s, l, what)?)) };
+    let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("{what}: expected a contiguous tensor") };
+    let widen = |wide: &mut Vec<f32>| {
+        wide.resize(end - start, 0.0);
+        wide.par_chunks_mut(1 << 16).zip(data[start..end].par_chunks(1 << 16)).for_each(|(w, h)| w.iter_mut().zip(h).for_each(|(w, h)| *w = h.to_f32()));
+    };
+    WIDENED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut wide) => {
+            widen(&mut wide);
+            Ok(f(&wide))
+        }
+        // A second weight on the same thread within `f`: its own buffer.
+        Err(_) => {
+            let mut wide = Vec::new();
+            widen(&mut wide);
+            Ok(f(&wide))
+        }
+    })
+}
+
+/// `weight_values` of a tensor (CPU only).
+pub(super) fn with_weight<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(s) => weight_values(s, layout, what, f),
+        _ => candle_core::bail!("{what}: CPU tensors only"),
+    }
+}
+
 pub(super) fn tensor(data: Vec<f32>, shape: &Shape, like: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(data, shape.clone(), like.device())
 }
@@ -493,34 +533,7 @@ impl CustomOp3 for LinearOp {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(xs, xl, "linear input")?, slice(ws, wl, "linear weight")?, slice(bs, bl, "linear bias")?);
-        let (rows, inp) = xl.shape().dims2()?;
-        let (out, w_inp) = wl.shape().dims2()?;
-        if w_inp != inp || b.len() != out {
-            candle_core::bail!("linear: input {:?}, weight {:?}, bias {}", xl.dims(), wl.dims(), b.len());
-        }
-        let mut y = Vec::with_capacity(rows * out);
-        for _ in 0..rows {
-            y.extend_from_slice(b);
-        }
-        // SAFETY: y is rows × out (holding the bias), x rows × inp, and Wᵀ is read from W [out, inp] as
-        // an inp × out matrix (row stride 1, column stride inp); sizes checked above.
-        unsafe { product((rows, out, inp), y.as_mut_ptr(), out, true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true) };
-        if self.epilogue.gelu {
-            match &self.pre_activation {
-                Some(keep) => {
-                    let mut g = vec![0f32; y.len()];
-                    g.par_chunks_mut(4096).zip(y.par_chunks(4096)).for_each(|(gs, ys)| gelu_rows(ys, gs));
-                    let _ = keep.set(std::mem::replace(&mut y, g));
-                }
-                // No gradient will be taken (inference): in place, no second buffer.
-                None => y.par_chunks_mut(4096).for_each(gelu_rows_in_place),
-            }
-        }
-        if let Some((p, key)) = self.epilogue.dropout {
-            y.par_chunks_mut(4096).enumerate().for_each(|(c, ys)| mask_in_place(ys, key, c * 4096, p));
-        }
-        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
+        weight_values(ws, wl, "linear weight", |w| self.forward(xs, xl, w, wl, bs, bl))?
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -528,7 +541,7 @@ impl CustomOp3 for LinearOp {
         let out = w.dim(0)?;
         let (w_trained, b_trained) = (w.is_variable(), b.is_variable());
         let (dx, dw, db) = with_data(x, "linear input", |x| {
-            with_data(w, "linear weight", |w| {
+            with_weight(w, "linear weight", |w| {
                 with_data(dy, "linear gradient", |dy| {
                     // Back through the epilogue first: the gradient of x·Wᵀ + b.
                     let through = self.epilogue_grad(dy)?;
@@ -567,6 +580,38 @@ impl CustomOp3 for LinearOp {
 }
 
 impl LinearOp {
+    /// The forward pass with the weight's values as f32.
+    fn forward(&self, xs: &CpuStorage, xl: &Layout, w: &[f32], wl: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, b) = (slice(xs, xl, "linear input")?, slice(bs, bl, "linear bias")?);
+        let (rows, inp) = xl.shape().dims2()?;
+        let (out, w_inp) = wl.shape().dims2()?;
+        if w_inp != inp || b.len() != out {
+            candle_core::bail!("linear: input {:?}, weight {:?}, bias {}", xl.dims(), wl.dims(), b.len());
+        }
+        let mut y = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            y.extend_from_slice(b);
+        }
+        // SAFETY: y is rows × out (holding the bias), x rows × inp, and Wᵀ is read from W [out, inp] as
+        // an inp × out matrix (row stride 1, column stride inp); sizes checked above.
+        unsafe { product((rows, out, inp), y.as_mut_ptr(), out, true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true) };
+        if self.epilogue.gelu {
+            match &self.pre_activation {
+                Some(keep) => {
+                    let mut g = vec![0f32; y.len()];
+                    g.par_chunks_mut(4096).zip(y.par_chunks(4096)).for_each(|(gs, ys)| gelu_rows(ys, gs));
+                    let _ = keep.set(std::mem::replace(&mut y, g));
+                }
+                // No gradient will be taken (inference): in place, no second buffer.
+                None => y.par_chunks_mut(4096).for_each(gelu_rows_in_place),
+            }
+        }
+        if let Some((p, key)) = self.epilogue.dropout {
+            y.par_chunks_mut(4096).enumerate().for_each(|(c, ys)| mask_in_place(ys, key, c * 4096, p));
+        }
+        Ok((CpuStorage::F32(y), Shape::from((rows, out))))
+    }
+
     /// dy through the dropout mask and the GELU, in reverse order of the forward pass; None when the
     /// op has no epilogue (dy is then the product's gradient as it is).
     fn epilogue_grad(&self, dy: &[f32]) -> Result<Option<Vec<f32>>> {

@@ -118,7 +118,8 @@ impl Linear {
 
     /// `forward` from candle ops, for x [rows, in].
     fn composed(&self, x: &Tensor, lora: Option<&LoraAdapter>, mode: &mut Mode<'_>) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        // A weight kept in bf16 (`Weights::keep_bf16`) is widened for the product.
+        let y = x.matmul(&self.weight.to_dtype(x.dtype())?.t()?)?.broadcast_add(&self.bias)?;
         match lora {
             None => Ok(y),
             Some(l) => {

@@ -9,7 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::kernels::{apply_mask_par, product, slice, tensor, with_data};
+use super::kernels::{apply_mask_par, product, slice, tensor, with_data, with_weight};
 
 pub struct LoraLinear {
     /// The frozen weight [out, in] and bias [out].
@@ -72,7 +72,7 @@ impl CustomOp3 for LoraLinear {
         let d = self.dims(xl, al, bl)?;
         let (x, a, b) = (slice(xs, xl, "LoRA input")?, slice(as_, al, "lora_A")?, slice(bs, bl, "lora_B")?);
         let h = self.low_rank(d, &self.dropped(x), a);
-        let y = with_data(&self.weight, "frozen weight", |w| {
+        let y = with_weight(&self.weight, "frozen weight", |w| {
             with_data(&self.bias, "frozen bias", |bias| {
                 let mut y = Vec::with_capacity(d.rows * d.out);
                 for _ in 0..d.rows {
@@ -95,7 +95,7 @@ impl CustomOp3 for LoraLinear {
             with_data(a, "lora_A", |a| {
                 with_data(b, "lora_B", |b| {
                     with_data(dy, "LoRA gradient", |dy| {
-                        with_data(&self.weight, "frozen weight", |w| {
+                        with_weight(&self.weight, "frozen weight", |w| {
                             let xd = self.dropped(x);
                             let h = self.low_rank(d, &xd, a);
                             let (mut dx, mut da, mut db, mut dh) =

@@ -16,6 +16,10 @@ pub struct Weights {
     pub vars: Vec<(String, Var)>,
     /// Elements of every tensor taken so far.
     pub loaded: usize,
+    /// Frozen matrices the checkpoint stores in bf16 stay in bf16, to be widened to f32 one layer at a
+    /// time as they are used (`nn::kernels::weight_values`): exact, since every bf16 is an f32, and half
+    /// the memory. Set by a family whose every use of a matrix accepts it (the decoder's).
+    pub keep_bf16: bool,
 }
 
 impl Weights {
@@ -23,7 +27,7 @@ impl Weights {
     /// to those, for checkpoints saved under other class names or older conventions).
     pub fn new(source: PathBuf, raw: HashMap<String, Tensor>, rename: fn(&str) -> String, trainable: bool) -> Weights {
         let tensors = raw.into_iter().map(|(k, v)| (rename(&k), v)).collect();
-        Weights { source, tensors, trainable, vars: Vec::new(), loaded: 0 }
+        Weights { source, tensors, trainable, vars: Vec::new(), loaded: 0, keep_bf16: false }
     }
 
     /// Whether the checkpoint has a tensor of this name (after name normalisation).
@@ -35,6 +39,10 @@ impl Weights {
         let t = self.tensors.get(name).ok_or_else(|| candle_core::Error::Msg(format!("the checkpoint has no tensor {name}")))?;
         if t.dims() != shape {
             candle_core::bail!("{name}: shape {:?} in the checkpoint, expected {shape:?}", t.dims());
+        }
+        if self.keep_bf16 && !self.trainable && t.dtype() == DType::BF16 && shape.len() == 2 {
+            self.loaded += t.elem_count();
+            return Ok(t.clone());
         }
         let t = t.to_dtype(DType::F32)?;
         self.loaded += t.elem_count();
