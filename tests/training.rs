@@ -206,8 +206,9 @@ fn a_tuned_threshold_is_the_best_one_on_the_held_out_data() {
     assert!(accuracy >= evaluate(&held_labels, &probs, THRESHOLD, 5).0.accuracy);
 }
 
-/// `bucketing: split` computes a batch in length groups: with dropout off, the step's loss and gradient
-/// norm are those of the whole batch padded as one tensor (so the optimiser sees the same batch).
+/// `bucketing: split` computes a batch in length groups, and `micro_batch` in parts: with dropout off, the
+/// step's loss and gradient norm are those of the whole batch padded as one tensor (so the optimiser sees
+/// the same batch).
 #[test]
 fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
     let dev = Device::Cpu;
@@ -216,18 +217,23 @@ fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
     let long = "Congratulations! You have been selected to receive a free holiday for two, flights and hotel included. To claim, call 09061701461 before midnight or reply YES with your name, address and postcode; standard rates apply.";
     let texts: Vec<String> = (0..10).map(|i| if i % 4 == 3 { format!("{long} {i}") } else { format!("ok see you at {i}") }).collect();
     let targets: Vec<u32> = (0..10).map(|i| u32::from(i % 4 == 3 || i == 0)).collect();
-    let step = |split: bool| {
+    let step = |split: bool, micro_batch: Option<usize>| {
         let mut model = train::build("lora", &p, 2, dir.parent().unwrap(), 5, &dev).unwrap();
         model.model.encoder_mut().disable_dropout();
         let ids = model.checkpoint.tokenize(&texts).unwrap();
         let seqs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-        let groups = batches::batch_groups(&model.checkpoint, &seqs, &targets, split, &dev).unwrap();
+        let groups = batches::batch_groups(&model.checkpoint, &seqs, &targets, split, micro_batch, &dev).unwrap();
         let mut trainer = trainer::Trainer::new(model, &p, 5).unwrap();
         (groups.len(), trainer.step(&groups, 0.0).unwrap())
     };
-    let (one, whole) = step(false);
-    let (many, split) = step(true);
-    assert_eq!((one, many), (1, 2), "the long texts are computed apart from the short ones");
-    assert!((split.loss - whole.loss).abs() < 1e-6, "loss {} against {}", split.loss, whole.loss);
-    assert!((split.grad_norm - whole.grad_norm).abs() < 1e-5 * whole.grad_norm, "gradient norm {} against {}", split.grad_norm, whole.grad_norm);
+    let (one, whole) = step(false, None);
+    let (many, split) = step(true, None);
+    // `micro_batch: 3`: the batch in parts of at most 3 examples, each part's gradients added (gradient
+    // accumulation).
+    let (parts, accumulated) = step(false, Some(3));
+    assert_eq!((one, many, parts), (1, 2, 4), "the long texts are computed apart from the short ones; 10 examples in parts of 3");
+    for (how, got) in [("length groups", &split), ("micro-batches", &accumulated)] {
+        assert!((got.loss - whole.loss).abs() < 1e-6, "{how}: loss {} against {}", got.loss, whole.loss);
+        assert!((got.grad_norm - whole.grad_norm).abs() < 1e-5 * whole.grad_norm, "{how}: gradient norm {} against {}", got.grad_norm, whole.grad_norm);
+    }
 }

@@ -85,11 +85,20 @@ impl Group {
     }
 }
 
-/// A batch's tensors, group by group (`groups_of`).
-pub fn batch_groups(checkpoint: &Checkpoint, seqs: &[&[u32]], targets: &[u32], split: bool, device: &Device) -> Result<Vec<Group>, ModelError> {
+/// A batch's tensors, group by group (`groups_of`), each group cut into parts of at most `micro_batch`
+/// examples.
+pub fn batch_groups(
+    checkpoint: &Checkpoint,
+    seqs: &[&[u32]],
+    targets: &[u32],
+    split: bool,
+    micro_batch: Option<usize>,
+    device: &Device,
+) -> Result<Vec<Group>, ModelError> {
     let lengths: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
     groups_of(&lengths, split)
         .iter()
+        .flat_map(|g| g.chunks(micro_batch.unwrap_or(usize::MAX).max(1)))
         .map(|g| Group::new(checkpoint, &g.iter().map(|&i| seqs[i]).collect::<Vec<_>>(), g.iter().map(|&i| targets[i]).collect(), device))
         .collect()
 }

@@ -204,7 +204,7 @@ pub fn fit(kind: &str, p: &TrainParams, train: Examples<'_>, ctx: &FitContext<'_
         for batch in &batches {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
             let targets: Vec<u32> = batch.iter().map(|&i| labels[i]).collect();
-            let groups = batch_groups(&trainer.model.checkpoint, &seqs, &targets, p.bucketing == Bucketing::Split, &device)?;
+            let groups = batch_groups(&trainer.model.checkpoint, &seqs, &targets, p.bucketing == Bucketing::Split, p.micro_batch, &device)?;
             real_tokens += seqs.iter().map(|s| s.len()).sum::<usize>();
             padded_tokens += groups.iter().map(|g| g.tok.elem_count()).sum::<usize>();
             let StepOutcome { loss, grad_norm } = trainer.step(&groups, learning_rate(step, total, warmup, p.lr)).map_err(ModelError::from)?;

@@ -109,6 +109,11 @@ pub struct TrainParams {
     pub max_grad_norm: f64,
     /// How examples are grouped into batches (`false`, `true` or `split`); deterministic under the seed.
     pub bucketing: Bucketing,
+    /// The most examples in one forward and backward pass: a larger batch is computed in parts whose
+    /// gradients are added before the step (gradient accumulation), the same step in less memory. Left
+    /// out of the stored configuration when not given, so earlier runs keep their identities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub micro_batch: Option<usize>,
     /// Training loss is recorded every this many steps.
     pub log_every: usize,
     pub device: DeviceChoice,
@@ -218,6 +223,7 @@ impl Default for TrainParams {
             warmup_ratio: 0.06,
             max_grad_norm: 1.0,
             bucketing: Bucketing::Length,
+            micro_batch: None,
             log_every: 50,
             device: DeviceChoice::Cpu,
             lora: None,
@@ -279,7 +285,7 @@ impl TrainParams {
         if self.epochs == 0 && self.early_stopping.is_some() {
             return Err(("early_stopping", "early_stopping chooses among epochs; with epochs: 0 there are none".into()));
         }
-        for (key, value) in [("batch_size", self.batch_size), ("log_every", self.log_every)] {
+        for (key, value) in [("batch_size", self.batch_size), ("log_every", self.log_every), ("micro_batch", self.micro_batch.unwrap_or(1))] {
             if value == 0 {
                 return Err((key, format!("{key} is 0; it must be at least 1")));
             }

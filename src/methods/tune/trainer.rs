@@ -1,7 +1,7 @@
 //! One training step of a classifier: forward with dropout, cross-entropy, backward, clipping and an
 //! AdamW update, under a linear warm-up then linear decay of the learning rate.
 
-use candle_core::{Tensor, Var};
+use candle_core::Var;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -66,24 +66,39 @@ impl Trainer {
         crate::nn::kernels::in_pool(&device, || self.step_here(groups, lr))
     }
 
+    /// Each group's forward and backward pass in turn, its loss weighted by its share of the batch and
+    /// its gradients added to the others' (so only one group's activations are alive at a time), then
+    /// one optimiser step.
     fn step_here(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
         let total: usize = groups.iter().map(|g| g.targets.dims1()).sum::<candle_core::Result<usize>>()?;
-        let mut loss: Option<Tensor> = None;
+        let (mut loss, mut sum): (f64, Option<candle_core::backprop::GradStore>) = (0.0, None);
         for g in groups {
             let logits = self.model.forward(&g.tok, &g.mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
             let mut part = candle_nn::loss::cross_entropy(&logits, &g.targets)?;
             if groups.len() > 1 {
                 part = part.affine(g.targets.dims1()? as f64 / total as f64, 0.0)?;
             }
-            loss = Some(match loss {
-                Some(sum) => (sum + part)?,
-                None => part,
+            loss += f64::from(part.to_scalar::<f32>()?);
+            let grads = part.backward()?;
+            sum = Some(match sum {
+                None => grads,
+                Some(mut sum) => {
+                    for (_, v) in &self.model.trainable {
+                        if let Some(g) = grads.get(v.as_tensor()) {
+                            let added = match sum.get(v.as_tensor()) {
+                                Some(s) => (s + g)?,
+                                None => g.clone(),
+                            };
+                            sum.insert(v.as_tensor(), added);
+                        }
+                    }
+                    sum
+                }
             });
         }
-        let loss = loss.ok_or_else(|| candle_core::Error::Msg("a training step needs at least one group".into()))?;
-        let mut grads = loss.backward()?;
+        let mut grads = sum.ok_or_else(|| candle_core::Error::Msg("a training step needs at least one group".into()))?;
         let grad_norm = self.optim.step(&mut grads, lr)?;
-        Ok(StepOutcome { loss: loss.to_scalar::<f32>().map(f64::from)?, grad_norm })
+        Ok(StepOutcome { loss, grad_norm })
     }
 }
 
