@@ -218,6 +218,7 @@ fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
     let texts: Vec<String> = (0..10).map(|i| if i % 4 == 3 { format!("{long} {i}") } else { format!("ok see you at {i}") }).collect();
     let targets: Vec<u32> = (0..10).map(|i| u32::from(i % 4 == 3 || i == 0)).collect();
     let step = |split: bool, micro_batch: Option<usize>| {
+        let p = TrainParams { micro_batch, ..p.clone() };
         let mut model = train::build("lora", &p, 2, dir.parent().unwrap(), 5, &dev).unwrap();
         model.model.encoder_mut().disable_dropout();
         let ids = model.checkpoint.tokenize(&texts).unwrap();
@@ -231,8 +232,9 @@ fn a_batch_computed_in_length_groups_trains_as_the_whole_batch() {
     // `micro_batch: 3`: the batch in parts of at most 3 examples, each part's gradients added (gradient
     // accumulation).
     let (parts, accumulated) = step(false, Some(3));
+    let (_, split_accumulated) = step(true, Some(10));
     assert_eq!((one, many, parts), (1, 2, 4), "the long texts are computed apart from the short ones; 10 examples in parts of 3");
-    for (how, got) in [("length groups", &split), ("micro-batches", &accumulated)] {
+    for (how, got) in [("length groups", &split), ("micro-batches", &accumulated), ("length groups, a backward pass each", &split_accumulated)] {
         assert!((got.loss - whole.loss).abs() < 1e-6, "{how}: loss {} against {}", got.loss, whole.loss);
         assert!((got.grad_norm - whole.grad_norm).abs() < 1e-5 * whole.grad_norm, "{how}: gradient norm {} against {}", got.grad_norm, whole.grad_norm);
     }

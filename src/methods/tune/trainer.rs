@@ -1,7 +1,8 @@
 //! One training step of a classifier: forward with dropout, cross-entropy, backward, clipping and an
 //! AdamW update, under a linear warm-up then linear decay of the learning rate.
 
-use candle_core::Var;
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -46,6 +47,8 @@ pub struct Trainer {
     pub vars: Vec<Var>,
     optim: Optim,
     dropout_rng: ChaCha8Rng,
+    /// `micro_batch` was given: a backward pass per group, gradients added.
+    accumulate: bool,
 }
 
 impl Trainer {
@@ -54,7 +57,7 @@ impl Trainer {
         let optim = optimizer(&model.trainable, model.checkpoint.family.decays, p)?;
         let mut dropout_rng = ChaCha8Rng::seed_from_u64(seed);
         dropout_rng.set_stream(2);
-        Ok(Trainer { model, vars, optim, dropout_rng })
+        Ok(Trainer { model, vars, optim, dropout_rng, accumulate: p.micro_batch.is_some() })
     }
 
     /// Forward with dropout, cross-entropy, backward, clipping and one AdamW update at `lr` over one batch
@@ -66,39 +69,56 @@ impl Trainer {
         crate::nn::kernels::in_pool(&device, || self.step_here(groups, lr))
     }
 
-    /// Each group's forward and backward pass in turn, its loss weighted by its share of the batch and
-    /// its gradients added to the others' (so only one group's activations are alive at a time), then
-    /// one optimiser step.
+    /// Each group's forward pass in turn, its loss weighted by its share of the batch, then one optimiser
+    /// step. Without `micro_batch` the weighted losses are summed and differentiated once (the groups'
+    /// activations all alive until then); with it each group's backward pass runs after its forward pass and
+    /// the gradients are added, so one group's activations are alive at a time. The two are the same
+    /// gradient up to the order of f32 additions; the first is kept where `micro_batch` is not asked for, so
+    /// that earlier runs (`bucketing: split`) repeat to the bit.
     fn step_here(&mut self, groups: &[Group], lr: f64) -> candle_core::Result<StepOutcome> {
         let total: usize = groups.iter().map(|g| g.targets.dims1()).sum::<candle_core::Result<usize>>()?;
-        let (mut loss, mut sum): (f64, Option<candle_core::backprop::GradStore>) = (0.0, None);
+        let (mut loss, mut summed, mut grads): (f64, Option<Tensor>, Option<GradStore>) = (0.0, None, None);
         for g in groups {
             let logits = self.model.forward(&g.tok, &g.mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
             let mut part = candle_nn::loss::cross_entropy(&logits, &g.targets)?;
             if groups.len() > 1 {
                 part = part.affine(g.targets.dims1()? as f64 / total as f64, 0.0)?;
             }
-            loss += f64::from(part.to_scalar::<f32>()?);
-            let grads = part.backward()?;
-            sum = Some(match sum {
-                None => grads,
-                Some(mut sum) => {
-                    for (_, v) in &self.model.trainable {
-                        if let Some(g) = grads.get(v.as_tensor()) {
-                            let added = match sum.get(v.as_tensor()) {
-                                Some(s) => (s + g)?,
-                                None => g.clone(),
-                            };
-                            sum.insert(v.as_tensor(), added);
-                        }
-                    }
-                    sum
-                }
-            });
+            if self.accumulate {
+                loss += f64::from(part.to_scalar::<f32>()?);
+                let part_grads = part.backward()?;
+                grads = Some(match grads {
+                    None => part_grads,
+                    Some(sum) => self.add_gradients(sum, &part_grads)?,
+                });
+            } else {
+                summed = Some(match summed {
+                    Some(sum) => (sum + part)?,
+                    None => part,
+                });
+            }
         }
-        let mut grads = sum.ok_or_else(|| candle_core::Error::Msg("a training step needs at least one group".into()))?;
+        if let Some(summed) = summed {
+            loss = f64::from(summed.to_scalar::<f32>()?);
+            grads = Some(summed.backward()?);
+        }
+        let mut grads = grads.ok_or_else(|| candle_core::Error::Msg("a training step needs at least one group".into()))?;
         let grad_norm = self.optim.step(&mut grads, lr)?;
         Ok(StepOutcome { loss, grad_norm })
+    }
+
+    /// `sum` with `part`'s gradient of every trainable tensor added.
+    fn add_gradients(&self, mut sum: GradStore, part: &GradStore) -> candle_core::Result<GradStore> {
+        for v in &self.vars {
+            if let Some(g) = part.get(v.as_tensor()) {
+                let added = match sum.get(v.as_tensor()) {
+                    Some(s) => (s + g)?,
+                    None => g.clone(),
+                };
+                sum.insert(v.as_tensor(), added);
+            }
+        }
+        Ok(sum)
     }
 }
 
