@@ -189,7 +189,7 @@ const MAX_SAFETENSORS_HEADER: u64 = 100 << 20;
 fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, ModelError> {
     use std::io::{Read, Seek, SeekFrom};
     let invalid = |message: String| ModelError::Invalid { path: path.to_path_buf(), message };
-    let io = |e: std::io::Error| invalid(format!("cannot read it: {e}"));
+    let io = |source| ModelError::Io { path: path.to_path_buf(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut n = [0u8; 8];

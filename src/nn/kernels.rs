@@ -166,14 +166,19 @@ pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a
     }
 }
 
-/// Runs `f` on a tensor's contiguous f32 data (CPU only).
-pub(super) fn with_data<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+/// Runs `f` on a tensor's contiguous CPU storage and its layout.
+fn on_cpu<R>(t: &Tensor, what: &str, f: impl FnOnce(&CpuStorage, &Layout) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
-        Storage::Cpu(s) => Ok(f(slice(s, layout, what)?)),
+        Storage::Cpu(s) => f(s, layout),
         _ => candle_core::bail!("{what}: CPU tensors only"),
     }
+}
+
+/// Runs `f` on a tensor's contiguous f32 data (CPU only).
+pub(super) fn with_data<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    on_cpu(t, what, |s, l| Ok(f(slice(s, l, what)?)))
 }
 
 thread_local! {
@@ -208,12 +213,7 @@ pub(super) fn weight_values<R>(s: &CpuStorage, l: &Layout, what: &str, f: impl F
 
 /// `weight_values` of a tensor (CPU only).
 pub(super) fn with_weight<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(s) => weight_values(s, layout, what, f),
-        _ => candle_core::bail!("{what}: CPU tensors only"),
-    }
+    on_cpu(t, what, |s, l| weight_values(s, l, what, f))
 }
 
 pub(super) fn tensor(data: Vec<f32>, shape: &Shape, like: &Tensor) -> Result<Tensor> {

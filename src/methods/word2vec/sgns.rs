@@ -115,8 +115,7 @@ impl Overlay {
 /// Either way a row's result depends on nothing but the overlays, so the rows are merged in parallel,
 /// in ranges. Then empties the overlays.
 fn apply(overlays: &mut [&mut Overlay], base: &mut [f32]) {
-    let Some(dim) = overlays.first().map(|o| o.dim) else { return };
-    let rows = base.len() / dim;
+    let rows = overlays.first().map_or(0, |o| base.len() / o.dim);
     merge(overlays, base, rows.div_ceil(4 * rayon::current_num_threads()).max(1024));
 }
 
@@ -308,9 +307,7 @@ fn run_job<'a>(texts: &[&[u32]], input: &[f32], output: &[f32], ov_in: &mut Over
                         let ctx = ov_in.offset(input, context);
                         work.fill(0.0);
                         predict(&ov_in.rows[ctx..ctx + dim], word, &mut work, output, ov_out, c, alpha, rng);
-                        for (v, w) in ov_in.rows[ctx..ctx + dim].iter_mut().zip(&work) {
-                            *v += w;
-                        }
+                        add(&mut ov_in.rows[ctx..ctx + dim], &work);
                     }
                 }
                 Architecture::Cbow => {
@@ -321,18 +318,14 @@ fn run_job<'a>(texts: &[&[u32]], input: &[f32], output: &[f32], ov_in: &mut Over
                     hidden.fill(0.0);
                     for j in (lo..hi).filter(|&j| j != i) {
                         let ctx = ov_in.offset(input, kept_words[j]);
-                        for (h, v) in hidden.iter_mut().zip(&ov_in.rows[ctx..ctx + dim]) {
-                            *h += v;
-                        }
+                        add(&mut hidden, &ov_in.rows[ctx..ctx + dim]);
                     }
                     hidden.iter_mut().for_each(|h| *h /= count);
                     work.fill(0.0);
                     predict(&hidden, word, &mut work, output, ov_out, c, alpha, rng);
                     for j in (lo..hi).filter(|&j| j != i) {
                         let ctx = ov_in.offset(input, kept_words[j]);
-                        for (v, w) in ov_in.rows[ctx..ctx + dim].iter_mut().zip(&work) {
-                            *v += w;
-                        }
+                        add(&mut ov_in.rows[ctx..ctx + dim], &work);
                     }
                 }
             }
@@ -396,8 +389,7 @@ fn predict_window(
     for &a in &x.in_at {
         let l1 = &ins[a..a + dim];
         for (&b, &(_, label)) in x.out_at.iter().zip(&x.targets) {
-            let f = dot(l1, &outs[b..b + dim]);
-            x.g.push(if f <= -MAX_EXP || f >= MAX_EXP { 0.0 } else { (label - sigmoid(&c.exp_table, f)) * alpha });
+            x.g.push(gradient_scale(&c.exp_table, dot(l1, &outs[b..b + dim]), label, alpha).unwrap_or(0.0));
         }
     }
     let n = x.targets.len();
@@ -417,7 +409,7 @@ fn predict_window(
         }
     }
     for (&a, work) in x.in_at.iter().zip(x.work.chunks_exact(dim)) {
-        axpy(&mut ins[a..a + dim], 1.0, work);
+        add(&mut ins[a..a + dim], work);
     }
 }
 
@@ -425,6 +417,20 @@ fn predict_window(
 #[inline(always)]
 fn axpy(y: &mut [f32], g: f32, x: &[f32]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y += g * x);
+}
+
+/// y += x.
+#[inline(always)]
+fn add(y: &mut [f32], x: &[f32]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y += x);
+}
+
+/// The gradient scale of a (context, target) pair of score `f`: (label − σ(f)) · alpha, or None where
+/// the score is saturated and word2vec skips the update.
+#[inline(always)]
+fn gradient_scale(table: &[f32], f: f32, label: f32, alpha: f32) -> Option<f32> {
+    let saturated = f <= -MAX_EXP || f >= MAX_EXP;
+    (!saturated).then(|| (label - sigmoid(table, f)) * alpha)
 }
 
 /// The update of one (input vector, predicted word) pair and its negatives: the input's error is
@@ -445,12 +451,7 @@ fn predict(l1: &[f32], word: u32, work: &mut [f32], output: &[f32], ov_out: &mut
         };
         let o = ov_out.offset(output, target);
         let l2 = &mut ov_out.rows[o..o + dim];
-        let f = dot(l1, l2);
-        if f <= -MAX_EXP || f >= MAX_EXP {
-            continue;
-        }
-        let sig = sigmoid(&c.exp_table, f);
-        let g = (label - sig) * alpha;
+        let Some(g) = gradient_scale(&c.exp_table, dot(l1, l2), label, alpha) else { continue };
         for ((w, b), a) in work.iter_mut().zip(l2.iter_mut()).zip(l1) {
             *w += g * *b;
             *b += g * a;
@@ -495,8 +496,41 @@ mod tests {
         (0..words * dim).map(|_| (r.next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).collect()
     }
 
-    fn settings(shared_negatives: bool) -> Settings {
-        Settings { architecture: Architecture::SkipGram, window: 3, negative: 5, shared_negatives, epochs: 1, alpha: 0.05, min_alpha: 1e-4, seed: 7 }
+    /// Random input and output rows of `words` equally frequent words, and what a job reads.
+    struct Fixture {
+        input: Vec<f32>,
+        output: Vec<f32>,
+        keep: Vec<u32>,
+        unigram: Unigram,
+        settings: Settings,
+        dim: usize,
+    }
+
+    impl Fixture {
+        fn new(words: usize, dim: usize, seed: u64) -> Fixture {
+            let settings = Settings {
+                architecture: Architecture::SkipGram,
+                window: 3,
+                negative: 5,
+                shared_negatives: true,
+                epochs: 1,
+                alpha: 0.05,
+                min_alpha: 1e-4,
+                seed: 7,
+            };
+            Fixture {
+                input: rows(words, dim, seed),
+                output: rows(words, dim, seed + 1),
+                keep: vec![u32::MAX; words],
+                unigram: Unigram::new(&vec![10; words]),
+                settings,
+                dim,
+            }
+        }
+
+        fn shared(&self) -> Shared<'_> {
+            Shared { settings: &self.settings, keep: &self.keep, unigram: &self.unigram, exp_table: exp_table(), dim: self.dim }
+        }
     }
 
     /// A window with one context word is the per-pair update itself, to the bit (the negatives are
@@ -504,15 +538,14 @@ mod tests {
     #[test]
     fn a_one_word_window_updates_as_one_pair_does() {
         let (words, dim) = (5000, 24);
-        let (input, output) = (rows(words, dim, 1), rows(words, dim, 2));
-        let (keep, unigram, s) = (vec![u32::MAX; words], Unigram::new(&vec![10; words]), settings(true));
-        let c = Shared { settings: &s, keep: &keep, unigram: &unigram, exp_table: exp_table(), dim };
+        let f = Fixture::new(words, dim, 1);
+        let (c, input, output) = (f.shared(), &f.input, &f.output);
         let (mut a_in, mut a_out) = (Overlay::new(words, dim), Overlay::new(words, dim));
-        predict_window(&[17], 42, &input, &output, &mut a_in, &mut a_out, &c, 0.05, &mut Rng::new(3, 0, 0), &mut Scratch::default());
+        predict_window(&[17], 42, input, output, &mut a_in, &mut a_out, &c, 0.05, &mut Rng::new(3, 0, 0), &mut Scratch::default());
         let (mut b_in, mut b_out) = (Overlay::new(words, dim), Overlay::new(words, dim));
         let mut work = vec![0f32; dim];
-        let at = b_in.offset(&input, 17);
-        predict(&b_in.rows[at..at + dim], 42, &mut work, &output, &mut b_out, &c, 0.05, &mut Rng::new(3, 0, 0));
+        let at = b_in.offset(input, 17);
+        predict(&b_in.rows[at..at + dim], 42, &mut work, output, &mut b_out, &c, 0.05, &mut Rng::new(3, 0, 0));
         b_in.rows[at..at + dim].iter_mut().zip(&work).for_each(|(v, w)| *v += w);
         assert_eq!(a_out.touched.len(), 6, "the word and 5 distinct negatives");
         assert_eq!((&a_in.touched, &a_out.touched), (&b_in.touched, &b_out.touched));
@@ -525,13 +558,12 @@ mod tests {
     #[test]
     fn a_window_is_one_small_matrix_update_from_the_rows_before_it() {
         let (words, dim) = (300, 20);
-        let (input, output) = (rows(words, dim, 4), rows(words, dim, 5));
-        let (keep, unigram, s) = (vec![u32::MAX; words], Unigram::new(&vec![10; words]), settings(true));
-        let c = Shared { settings: &s, keep: &keep, unigram: &unigram, exp_table: exp_table(), dim };
+        let f = Fixture::new(words, dim, 4);
+        let (c, input, output, s, unigram) = (f.shared(), &f.input, &f.output, &f.settings, &f.unigram);
         let (contexts, word, alpha) = ([3u32, 9, 3, 250], 7u32, 0.05f32);
         let rng = Rng::new(11, 2, 5);
         let (mut ov_in, mut ov_out) = (Overlay::new(words, dim), Overlay::new(words, dim));
-        predict_window(&contexts, word, &input, &output, &mut ov_in, &mut ov_out, &c, alpha, &mut rng.clone(), &mut Scratch::default());
+        predict_window(&contexts, word, input, output, &mut ov_in, &mut ov_out, &c, alpha, &mut rng.clone(), &mut Scratch::default());
 
         let mut draws = rng.clone();
         let mut targets = vec![(word, 1.0f64)];
@@ -540,7 +572,7 @@ mod tests {
         let (mut want_in, mut want_out) = (input.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), output.iter().map(|&v| f64::from(v)).collect::<Vec<_>>());
         for &ctx in &contexts {
             for &(t, label) in &targets {
-                let (i, o) = (row(&input, ctx), row(&output, t));
+                let (i, o) = (row(input, ctx), row(output, t));
                 let f: f64 = i.iter().zip(&o).map(|(a, b)| a * b).sum();
                 let g = (label - f64::from(sigmoid(&c.exp_table, f as f32))) * f64::from(alpha);
                 (0..dim).for_each(|d| want_in[ctx as usize * dim + d] += g * o[d]);
@@ -548,7 +580,7 @@ mod tests {
             }
         }
         let mut moved = 0.0f64;
-        for (ov, want, base) in [(&ov_in, &want_in, &input), (&ov_out, &want_out, &output)] {
+        for (ov, want, base) in [(&ov_in, &want_in, input), (&ov_out, &want_out, output)] {
             for (k, &r) in ov.touched.iter().enumerate() {
                 for d in 0..dim {
                     let (got, want) = (f64::from(ov.rows[k * dim + d]), want[r as usize * dim + d]);
