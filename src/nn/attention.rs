@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use multiversion::multiversion;
 
-use super::kernels::{exp, fill_mask, lanes_max, lanes_sum, lanes_sum2, product, slice, tensor, with_data};
+use super::kernels::{exp, lanes_max, lanes_sum, lanes_sum2, mask_values, product, slice, tensor, with_data};
 
 pub struct Attention {
     heads: usize,
@@ -131,11 +131,7 @@ impl Attention {
     /// The dropout mask of one task, [len × len]; None without dropout.
     fn mask(&self, d: Dims, task: usize) -> Option<Vec<f32>> {
         let (s, hd, _, _) = self.task(d, task);
-        self.dropout.map(|(p, key)| {
-            let mut mask = vec![0f32; s.len * s.len];
-            fill_mask(&mut mask, key, s.mask_base + hd * s.len * s.len, p);
-            mask
-        })
+        self.dropout.map(|(p, key)| mask_values(s.len * s.len, key, s.mask_base + hd * s.len * s.len, p))
     }
 
     /// Forward of one task: its head's context block, written into `out`.

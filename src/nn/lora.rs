@@ -9,7 +9,9 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::kernels::{apply_mask_par, product, slice, tensor, with_data, with_weight};
+use std::borrow::Cow;
+
+use super::kernels::{add_masked, dropout_mask, masked, product, product_new, slice, tensor, times_mask, with_data, with_weight};
 
 pub struct LoraLinear {
     /// The frozen weight [out, in] and bias [out].
@@ -41,23 +43,18 @@ impl LoraLinear {
         Ok(Dims { rows, inp, out, r })
     }
 
-    /// The adapter's input: x with dropout applied, or x itself.
-    fn dropped<'a>(&self, x: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+    /// The adapter's input in the forward pass: x with dropout applied, or x itself.
+    fn dropped<'a>(&self, x: &'a [f32]) -> Cow<'a, [f32]> {
         match self.dropout {
-            None => std::borrow::Cow::Borrowed(x),
-            Some((p, key)) => {
-                let mut xd = vec![0f32; x.len()];
-                apply_mask_par(x, &mut xd, key, p, false);
-                std::borrow::Cow::Owned(xd)
-            }
+            None => Cow::Borrowed(x),
+            Some((p, key)) => Cow::Owned(masked(x, key, p)),
         }
     }
 
     /// h = scale · drop(x) · Aᵀ, [rows, r].
     fn low_rank(&self, d: Dims, xd: &[f32], a: &[f32]) -> Vec<f32> {
-        let mut h = vec![0f32; d.rows * d.r];
-        // SAFETY: xd is rows × in, Aᵀ read from A [r, in] (row stride 1, column stride in), h rows × r.
-        unsafe { product((d.rows, d.r, d.inp), h.as_mut_ptr(), d.r, false, (xd.as_ptr(), d.inp, 1), (a.as_ptr(), 1, d.inp), true) };
+        // SAFETY: xd is rows × in, Aᵀ read from A [r, in] (row stride 1, column stride in).
+        let mut h = unsafe { product_new((d.rows, d.r, d.inp), (xd.as_ptr(), d.inp, 1), (a.as_ptr(), 1, d.inp), true) };
         h.iter_mut().for_each(|v| *v *= self.scale);
         h
     }
@@ -96,35 +93,40 @@ impl CustomOp3 for LoraLinear {
                 with_data(b, "lora_B", |b| {
                     with_data(dy, "LoRA gradient", |dy| {
                         with_weight(&self.weight, "frozen weight", |w| {
-                            let xd = self.dropped(x);
+                            // The mask is drawn once here, for the dropped input and for dx (hashing
+                            // it is the costly part, not applying it).
+                            let mask = self.dropout.map(|(p, key)| dropout_mask(x.len(), p, key));
+                            let xd = match &mask {
+                                Some(m) => Cow::Owned(times_mask(x, m)),
+                                None => Cow::Borrowed(x),
+                            };
                             let h = self.low_rank(d, &xd, a);
-                            let (mut dx, mut da, mut db, mut dh) =
-                                (vec![0f32; d.rows * d.inp], vec![0f32; d.r * d.inp], vec![0f32; d.out * d.r], vec![0f32; d.rows * d.r]);
-                            // SAFETY (all products): every buffer has exactly the size its strides
-                            // address (rows × in, r × in, out × r, rows × r, rows × out).
-                            unsafe {
-                                // dB = dyᵀ · h  (h already carries the scale)
-                                product((d.out, d.r, d.rows), db.as_mut_ptr(), d.r, false, (dy.as_ptr(), 1, d.out), (h.as_ptr(), d.r, 1), true);
-                                // dh = scale · dy · B
-                                product((d.rows, d.r, d.out), dh.as_mut_ptr(), d.r, false, (dy.as_ptr(), d.out, 1), (b.as_ptr(), d.r, 1), true);
-                            }
+                            // SAFETY (all products): every view addresses exactly its matrix (rows × in,
+                            // r × in, out × r, rows × r, rows × out) with the strides given.
+                            let (db, mut dh) = unsafe {
+                                (
+                                    // dB = dyᵀ · h  (h already carries the scale)
+                                    product_new((d.out, d.r, d.rows), (dy.as_ptr(), 1, d.out), (h.as_ptr(), d.r, 1), true),
+                                    // dh = scale · dy · B
+                                    product_new((d.rows, d.r, d.out), (dy.as_ptr(), d.out, 1), (b.as_ptr(), d.r, 1), true),
+                                )
+                            };
                             dh.iter_mut().for_each(|v| *v *= self.scale);
-                            unsafe {
-                                // dA = dhᵀ · drop(x)
-                                product((d.r, d.inp, d.rows), da.as_mut_ptr(), d.inp, false, (dh.as_ptr(), 1, d.r), (xd.as_ptr(), d.inp, 1), true);
-                                // dx = dy · W, then + mask ⊙ (dh · A)
-                                product((d.rows, d.inp, d.out), dx.as_mut_ptr(), d.inp, false, (dy.as_ptr(), d.out, 1), (w.as_ptr(), d.inp, 1), true);
-                            }
-                            match self.dropout {
+                            let (da, mut dx) = unsafe {
+                                (
+                                    // dA = dhᵀ · drop(x)
+                                    product_new((d.r, d.inp, d.rows), (dh.as_ptr(), 1, d.r), (xd.as_ptr(), d.inp, 1), true),
+                                    // dx = dy · W, then + mask ⊙ (dh · A)
+                                    product_new((d.rows, d.inp, d.out), (dy.as_ptr(), d.out, 1), (w.as_ptr(), d.inp, 1), true),
+                                )
+                            };
+                            match &mask {
                                 None => unsafe {
                                     product((d.rows, d.inp, d.r), dx.as_mut_ptr(), d.inp, true, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true)
                                 },
-                                Some((p, key)) => {
-                                    let mut through = vec![0f32; d.rows * d.inp];
-                                    unsafe {
-                                        product((d.rows, d.inp, d.r), through.as_mut_ptr(), d.inp, false, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true)
-                                    };
-                                    apply_mask_par(&through, &mut dx, key, p, true);
+                                Some(m) => {
+                                    let through = unsafe { product_new((d.rows, d.inp, d.r), (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) };
+                                    add_masked(&through, m, &mut dx);
                                 }
                             }
                             (dx, da, db)
