@@ -196,7 +196,7 @@ impl Attention {
 }
 
 /// Each row of `p` (rows as long as `mask`) becomes softmax(row · scale + mask).
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn softmax_rows(p: &mut [f32], mask: &[f32], scale: f32) {
     // Separate passes, so that each is a plain vector loop (a running max or sum inside the exp loop
     // kept all of it scalar); the reductions run in lanes (`kernels::lanes_*`).
@@ -214,7 +214,7 @@ fn softmax_rows(p: &mut [f32], mask: &[f32], scale: f32) {
 }
 
 /// Through the softmax, row by row: dS = scale · P ⊙ (dP − Σ dP ⊙ P), in place of dP.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn softmax_grad_rows(dp: &mut [f32], p: &[f32], t: usize, scale: f32) {
     for (dr, pr) in dp.chunks_mut(t).zip(p.chunks(t)) {
         let dot = lanes_sum2(dr, pr, |a, b| a * b);

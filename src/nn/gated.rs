@@ -102,7 +102,7 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn swiglu_rows(gs: &[f32], us: &[f32], ys: &mut [f32]) {
     for ((y, &g), &u) in ys.iter_mut().zip(gs).zip(us) {
         *y = g * sigmoid(g) * u;
@@ -110,7 +110,7 @@ fn swiglu_rows(gs: &[f32], us: &[f32], ys: &mut [f32]) {
 }
 
 /// dg = dy · u · σ(g)·(1 + g·(1 − σ(g))); du = dy · g·σ(g).
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn swiglu_grad_rows(gs: &[f32], us: &[f32], dys: &[f32], dgs: &mut [f32], dus: &mut [f32]) {
     for i in 0..gs.len() {
         let (g, u, d) = (gs[i], us[i], dys[i]);

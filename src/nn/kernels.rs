@@ -45,6 +45,8 @@ pub(super) fn exp(x: f32) -> f32 {
 // keeps everything else in its loop scalar too: profiled, the softmax was 10% of inference for this.
 // Fixed lanes give one vector add per eight elements, in the same order on every CPU and thread count.
 // Inlined into the multiversioned callers, so they vectorise with the caller's instruction set.
+// Kernels heavy in arithmetic (`exp`, erf, the mask hash) are built for AVX-512 besides AVX2; the values
+// are the same either way: Rust never fuses a multiply and an add unless asked, and sums have their lanes.
 const LANES: usize = 8;
 
 /// Σ f(a[i], b[i], c[i]) over three equal-length slices.
@@ -162,7 +164,12 @@ pub(super) unsafe fn product(
 /// with `accumulate` false, gemm writes its whole destination without reading it (zero `alpha`).
 ///
 /// SAFETY: as for `product`: the views address their matrices' elements.
-pub(super) unsafe fn product_new((m, n, k): (usize, usize, usize), lhs: (*const f32, usize, usize), rhs: (*const f32, usize, usize), threads: bool) -> Vec<f32> {
+pub(super) unsafe fn product_new(
+    (m, n, k): (usize, usize, usize),
+    lhs: (*const f32, usize, usize),
+    rhs: (*const f32, usize, usize),
+    threads: bool,
+) -> Vec<f32> {
     let mut out = Vec::with_capacity(m * n);
     product((m, n, k), out.as_mut_ptr(), n, false, lhs, rhs, threads);
     out.set_len(m * n);
@@ -449,14 +456,14 @@ fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn gelu_rows(xs: &[f32], ys: &mut [f32]) {
     for (y, &x) in ys.iter_mut().zip(xs) {
         *y = gelu(x);
     }
 }
 
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn gelu_rows_in_place(xs: &mut [f32]) {
     for x in xs.iter_mut() {
         *x = gelu(*x);
@@ -464,7 +471,7 @@ fn gelu_rows_in_place(xs: &mut [f32]) {
 }
 
 /// dx = dy · (Φ(x) + x·φ(x)), the derivative of x·Φ(x).
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl", "x86_64+avx2+fma"))]
 fn gelu_grad_rows(xs: &[f32], dys: &[f32], dxs: &mut [f32]) {
     for ((d, &x), &g) in dxs.iter_mut().zip(xs).zip(dys) {
         let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
