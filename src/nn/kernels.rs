@@ -29,10 +29,15 @@ pub(super) fn exp(x: f32) -> f32 {
     // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer without a rounding instruction.
     const ROUND: f32 = 12_582_912.0;
     let xc = x.clamp(-87.3, 88.7);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scaled = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // n as an integer, read from the bits: in [2^23, 2^24) floats are the integers, so `shifted`'s bits
+    // are ROUND's plus n. (`n as i32` gives the same value, but its saturating conversion does not
+    // vectorise: it took the loops around `exp` back to one element at a time.)
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let scaled = p * f32::from_bits((n_int.wrapping_add(127) as u32) << 23);
     if x < -87.3 {
         0.0
     } else {
@@ -890,6 +895,23 @@ pub(super) mod tests {
             worst = worst.max(((exp(x) as f64) - exact).abs() / exact);
         }
         assert!(worst < 3e-7, "worst relative error {worst}");
+        // The exponent read from the bits is the saturating conversion's, to the bit.
+        let converted = |x: f32| {
+            let xc = x.clamp(-87.3, 88.7);
+            let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+            let r = xc - n * 0.693_145_75 - n * 1.428_606_8e-6;
+            let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+            let scaled = p * f32::from_bits(((n as i32 + 127) as u32) << 23);
+            if x < -87.3 {
+                0.0
+            } else {
+                scaled
+            }
+        };
+        for x in (-900_000..=900_000).map(|i| i as f32 * 1e-4).chain([f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, -0.0]) {
+            assert_eq!(exp(x).to_bits(), converted(x).to_bits(), "exp({x})");
+        }
+        assert!(exp(f32::NAN).is_nan());
         assert_eq!(exp(-100.0), 0.0);
         assert_eq!(exp(f32::MIN), 0.0);
         assert_eq!(exp(0.0), 1.0);
