@@ -181,6 +181,24 @@ pub(super) unsafe fn product_new(
     out
 }
 
+/// x·Wᵀ + b, a new [rows, out] matrix, for x [rows, in] and W [out, in] (`linear`'s layout). A bias of
+/// zeros (a layer without one: LLaMA's) is not copied into every row first for the product to add
+/// to: that copy was 4.6% of decoder inference.
+///
+/// SAFETY: x has rows × in elements, W out × in, b out.
+pub(super) unsafe fn affine_new((rows, out, inp): (usize, usize, usize), x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let (xv, wt) = ((x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp));
+    if b.iter().all(|&v| v == 0.0) {
+        return product_new((rows, out, inp), xv, wt, true);
+    }
+    let mut y = Vec::with_capacity(rows * out);
+    for _ in 0..rows {
+        y.extend_from_slice(b);
+    }
+    product((rows, out, inp), y.as_mut_ptr(), out, true, xv, wt, true);
+    y
+}
+
 /// The f32 slice of a contiguous CPU layout.
 pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = s.as_slice::<f32>()?;
@@ -607,13 +625,8 @@ impl LinearOp {
         if w_inp != inp || b.len() != out {
             candle_core::bail!("linear: input {:?}, weight {:?}, bias {}", xl.dims(), wl.dims(), b.len());
         }
-        let mut y = Vec::with_capacity(rows * out);
-        for _ in 0..rows {
-            y.extend_from_slice(b);
-        }
-        // SAFETY: y is rows × out (holding the bias), x rows × inp, and Wᵀ is read from W [out, inp] as
-        // an inp × out matrix (row stride 1, column stride inp); sizes checked above.
-        unsafe { product((rows, out, inp), y.as_mut_ptr(), out, true, (x.as_ptr(), inp, 1), (w.as_ptr(), 1, inp), true) };
+        // SAFETY: sizes checked above.
+        let mut y = unsafe { affine_new((rows, out, inp), x, w, b) };
         if self.epilogue.gelu {
             match &self.pre_activation {
                 Some(keep) => {

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
 use std::borrow::Cow;
 
-use super::kernels::{add_masked, dropout_mask, masked, product, product_new, slice, tensor, times_mask, with_data, with_weight};
+use super::kernels::{add_masked, affine_new, dropout_mask, masked, product, product_new, slice, tensor, times_mask, with_data, with_weight};
 
 pub struct LoraLinear {
     /// The frozen weight [out, in] and bias [out].
@@ -71,16 +71,13 @@ impl CustomOp3 for LoraLinear {
         let h = self.low_rank(d, &self.dropped(x), a);
         let y = with_weight(&self.weight, "frozen weight", |w| {
             with_data(&self.bias, "frozen bias", |bias| {
-                let mut y = Vec::with_capacity(d.rows * d.out);
-                for _ in 0..d.rows {
-                    y.extend_from_slice(bias);
-                }
-                // SAFETY: y is rows × out; x rows × in; Wᵀ from W [out, in]; h rows × r; Bᵀ from B [out, r].
+                // SAFETY: y is rows × out; x rows × in; W [out, in]; h rows × r; Bᵀ from B [out, r] (sizes
+                // checked by `dims`).
                 unsafe {
-                    product((d.rows, d.out, d.inp), y.as_mut_ptr(), d.out, true, (x.as_ptr(), d.inp, 1), (w.as_ptr(), 1, d.inp), true);
+                    let mut y = affine_new((d.rows, d.out, d.inp), x, w, bias);
                     product((d.rows, d.out, d.r), y.as_mut_ptr(), d.out, true, (h.as_ptr(), d.r, 1), (b.as_ptr(), 1, d.r), true);
+                    y
                 }
-                y
             })
         })??;
         Ok((CpuStorage::F32(y), Shape::from((d.rows, d.out))))
