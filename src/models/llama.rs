@@ -521,17 +521,17 @@ impl LlamaClassifier {
         };
         let score = match head {
             Head::Prompt { label_ids } => {
-                let loaded = Tensor::new(label_ids.as_slice(), &device).and_then(|ids| {
-                    let output = if config.tie_word_embeddings { model.embed_tokens.clone() } else { w.get("lm_head.weight", &[config.vocab_size, h])? };
-                    Ok(ClassHead::Words { ids, output, tied: config.tie_word_embeddings })
-                });
                 if let Some(bad) = label_ids.iter().find(|&&id| id as usize >= config.vocab_size) {
                     return Err(ModelError::Invalid {
                         path: w.source.clone(),
                         message: format!("label word id {bad} is outside the vocabulary of {}", config.vocab_size),
                     });
                 }
-                return Ok(LlamaClassifier { model, head: loaded.map_err(|e| w.invalid(e))?, pooling });
+                let tied = config.tie_word_embeddings;
+                let output = if tied { Ok(model.embed_tokens.clone()) } else { w.get("lm_head.weight", &[config.vocab_size, h]) };
+                let ids = Tensor::new(label_ids.as_slice(), &device);
+                let head = output.and_then(|output| Ok(ClassHead::Words { ids: ids?, output, tied })).map_err(|e| w.invalid(e))?;
+                return Ok(LlamaClassifier { model, head, pooling });
             }
             &Head::Fresh { classes, seed, .. } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -6,6 +6,11 @@
 //! (candle also differentiated the frozen weight). Here the bias, the base product and the low-rank
 //! product accumulate into one output buffer; the scale is applied on the rank-r intermediate, which is
 //! r/out the size; backward recomputes the dropped input from the mask key instead of storing it.
+//!
+//! Thin products: gemm computes a row-major result transposed, the result's columns becoming the
+//! microkernel's vector lanes, so a result of r = 8 columns filled half of one 16-lane AVX-512 register,
+//! in its narrowest kernel. The rank-r intermediates h and dh are therefore kept transposed, [r, rows],
+//! and dB is computed as dBᵀ, so that each product's long side (rows or out) is the one vectorised.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -51,12 +56,13 @@ impl LoraLinear {
         }
     }
 
-    /// h = scale · drop(x) · Aᵀ, [rows, r].
-    fn low_rank(&self, d: Dims, xd: &[f32], a: &[f32]) -> Vec<f32> {
-        // SAFETY: xd is rows × in, Aᵀ read from A [r, in] (row stride 1, column stride in).
-        let mut h = unsafe { product_new((d.rows, d.r, d.inp), (xd.as_ptr(), d.inp, 1), (a.as_ptr(), 1, d.inp), true) };
-        h.iter_mut().for_each(|v| *v *= self.scale);
-        h
+    /// hᵀ = scale · A · drop(x)ᵀ, [r, rows]: the rank-r intermediate h stored transposed (see the
+    /// module's note on thin products).
+    fn low_rank_t(&self, d: Dims, xd: &[f32], a: &[f32]) -> Vec<f32> {
+        // SAFETY: A is r × in; drop(x)ᵀ is read from xd [rows, in] (row stride 1, column stride in).
+        let mut ht = unsafe { product_new((d.r, d.rows, d.inp), (a.as_ptr(), d.inp, 1), (xd.as_ptr(), 1, d.inp), true) };
+        ht.iter_mut().for_each(|v| *v *= self.scale);
+        ht
     }
 }
 
@@ -68,14 +74,14 @@ impl CustomOp3 for LoraLinear {
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, as_: &CpuStorage, al: &Layout, bs: &CpuStorage, bl: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = self.dims(xl, al, bl)?;
         let (x, a, b) = (slice(xs, xl, "LoRA input")?, slice(as_, al, "lora_A")?, slice(bs, bl, "lora_B")?);
-        let h = self.low_rank(d, &self.dropped(x), a);
+        let ht = self.low_rank_t(d, &self.dropped(x), a);
         let y = with_weight(&self.weight, "frozen weight", |w| {
             with_data(&self.bias, "frozen bias", |bias| {
-                // SAFETY: y is rows × out; x rows × in; W [out, in]; h rows × r; Bᵀ from B [out, r] (sizes
-                // checked by `dims`).
+                // SAFETY: y is rows × out; x rows × in; W [out, in]; h read from hᵀ [r, rows] (row stride 1,
+                // column stride rows); Bᵀ from B [out, r] (sizes checked by `dims`).
                 unsafe {
                     let mut y = affine_new((d.rows, d.out, d.inp), x, w, bias);
-                    product((d.rows, d.out, d.r), y.as_mut_ptr(), d.out, true, (h.as_ptr(), d.r, 1), (b.as_ptr(), 1, d.r), true);
+                    product((d.rows, d.out, d.r), y.as_mut_ptr(), d.out, true, (ht.as_ptr(), 1, d.rows), (b.as_ptr(), 1, d.r), true);
                     y
                 }
             })
@@ -97,32 +103,36 @@ impl CustomOp3 for LoraLinear {
                                 Some(m) => Cow::Owned(times_mask(x, m)),
                                 None => Cow::Borrowed(x),
                             };
-                            let h = self.low_rank(d, &xd, a);
+                            let ht = self.low_rank_t(d, &xd, a);
                             // SAFETY (all products): every view addresses exactly its matrix (rows × in,
-                            // r × in, out × r, rows × r, rows × out) with the strides given.
-                            let (db, mut dh) = unsafe {
+                            // r × in, out × r, r × rows, rows × out) with the strides given.
+                            let (dbt, mut dht) = unsafe {
                                 (
-                                    // dB = dyᵀ · h  (h already carries the scale)
-                                    product_new((d.out, d.r, d.rows), (dy.as_ptr(), 1, d.out), (h.as_ptr(), d.r, 1), true),
-                                    // dh = scale · dy · B
-                                    product_new((d.rows, d.r, d.out), (dy.as_ptr(), d.out, 1), (b.as_ptr(), d.r, 1), true),
+                                    // dBᵀ = hᵀ · dy  (h already carries the scale)
+                                    product_new((d.r, d.out, d.rows), (ht.as_ptr(), d.rows, 1), (dy.as_ptr(), d.out, 1), true),
+                                    // dhᵀ = scale · Bᵀ · dyᵀ
+                                    product_new((d.r, d.rows, d.out), (b.as_ptr(), 1, d.r), (dy.as_ptr(), 1, d.out), true),
                                 )
                             };
-                            dh.iter_mut().for_each(|v| *v *= self.scale);
+                            dht.iter_mut().for_each(|v| *v *= self.scale);
+                            let mut db = vec![0f32; d.out * d.r];
+                            for (i, row) in dbt.chunks_exact(d.out).enumerate() {
+                                row.iter().enumerate().for_each(|(o, &v)| db[o * d.r + i] = v);
+                            }
                             let (da, mut dx) = unsafe {
                                 (
                                     // dA = dhᵀ · drop(x)
-                                    product_new((d.r, d.inp, d.rows), (dh.as_ptr(), 1, d.r), (xd.as_ptr(), d.inp, 1), true),
+                                    product_new((d.r, d.inp, d.rows), (dht.as_ptr(), d.rows, 1), (xd.as_ptr(), d.inp, 1), true),
                                     // dx = dy · W, then + mask ⊙ (dh · A)
                                     product_new((d.rows, d.inp, d.out), (dy.as_ptr(), d.out, 1), (w.as_ptr(), d.inp, 1), true),
                                 )
                             };
+                            // dh read from dhᵀ [r, rows]: row stride 1, column stride rows.
+                            let dh = (dht.as_ptr(), 1, d.rows);
                             match &mask {
-                                None => unsafe {
-                                    product((d.rows, d.inp, d.r), dx.as_mut_ptr(), d.inp, true, (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true)
-                                },
+                                None => unsafe { product((d.rows, d.inp, d.r), dx.as_mut_ptr(), d.inp, true, dh, (a.as_ptr(), d.inp, 1), true) },
                                 Some(m) => {
-                                    let through = unsafe { product_new((d.rows, d.inp, d.r), (dh.as_ptr(), d.r, 1), (a.as_ptr(), d.inp, 1), true) };
+                                    let through = unsafe { product_new((d.rows, d.inp, d.r), dh, (a.as_ptr(), d.inp, 1), true) };
                                     add_masked(&through, m, &mut dx);
                                 }
                             }
