@@ -94,7 +94,9 @@ impl Comparison {
             return "identical decisions on every example".into();
         }
         let (better, worse) = if b > c { (&self.first, &self.second) } else { (&self.second, &self.first) };
-        if self.test.p_value < 0.05 {
+        if b == c {
+            format!("no significant difference at the 5% level (the disagreements split evenly, {b}–{c})")
+        } else if self.test.p_value < 0.05 {
             format!("{better} is better than {worse}: a split of {}–{} disagreements this uneven is unlikely by chance", b.max(c), b.min(c))
         } else {
             format!("no significant difference at the 5% level ({better} ahead {}–{} on the disagreements)", b.max(c), b.min(c))
@@ -506,4 +508,23 @@ pub fn write(report: &Report<'_>, out: &Path, runs_dir: &Path, png: bool) -> Res
         Ok(())
     })?;
     Ok(Written { html: out.to_path_buf(), charts: all.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_names_the_better_side_only_when_there_is_one() {
+        let verdict = |first: &[bool], second: &[bool]| {
+            Comparison { first: "a".into(), second: "b".into(), examples: first.len(), test: stats::mcnemar(first, second) }.verdict()
+        };
+        let (t, f) = (true, false);
+        assert_eq!(verdict(&[t, f, t], &[t, f, t]), "identical decisions on every example");
+        assert_eq!(verdict(&[t, f, t, f], &[f, t, f, t]), "no significant difference at the 5% level (the disagreements split evenly, 2–2)");
+        assert_eq!(verdict(&[t, t, f], &[f, f, t]), "no significant difference at the 5% level (a ahead 2–1 on the disagreements)");
+        let b_right = [f; 12];
+        let verdict_b = verdict(&b_right, &[t; 12]);
+        assert!(verdict_b.starts_with("b is better than a: a split of 12–0"), "{verdict_b}");
+    }
 }
