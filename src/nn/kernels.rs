@@ -647,10 +647,7 @@ impl LinearOp {
     /// dy through the dropout mask and the GELU, in reverse order of the forward pass; None when the
     /// op has no epilogue (dy is then the product's gradient as it is).
     fn epilogue_grad(&self, dy: &[f32]) -> Result<Option<Vec<f32>>> {
-        let mut g = match self.epilogue.dropout {
-            Some((p, key)) => Some(masked(dy, key, p)),
-            None => None,
-        };
+        let mut g = self.epilogue.dropout.map(|(p, key)| masked(dy, key, p));
         if self.epilogue.gelu {
             let Some(pre) = self.pre_activation.as_ref().and_then(|k| k.get()) else {
                 candle_core::bail!("linear + GELU: backward without the kept pre-activation (forward ran untracked)");
