@@ -116,8 +116,8 @@ impl CustomOp3 for LoraLinear {
                             };
                             dht.iter_mut().for_each(|v| *v *= self.scale);
                             let mut db = vec![0f32; d.out * d.r];
-                            for (i, row) in dbt.chunks_exact(d.out).enumerate() {
-                                row.iter().enumerate().for_each(|(o, &v)| db[o * d.r + i] = v);
+                            for i in 0..d.r {
+                                (0..d.out).for_each(|o| db[o * d.r + i] = dbt[i * d.out + o]);
                             }
                             let (da, mut dx) = unsafe {
                                 (
