@@ -704,7 +704,8 @@ fn threshold(p: f64) -> u32 {
     (p * 4_294_967_296.0).min(u32::MAX as f64) as u32
 }
 
-/// The mask `dropout` applies, for devices without the fused path.
+/// The mask `dropout` applies, drawn whole: for devices without the fused path, and for LoRA's backward
+/// pass, which uses it twice (the dropped input and the input's gradient).
 pub fn dropout_mask(n: usize, p: f64, key: u64) -> Vec<f32> {
     // SAFETY: `write_mask` writes every element of its chunk.
     unsafe { par_new(n, |c, m| write_mask(m, key, c * MASK_CHUNK, p)) }
