@@ -3,6 +3,7 @@ files `bench datasets split SPEC --out DIR` writes, evaluated on every example o
 
     python benches/torch_quality.py DIR MODEL_DIR [--lora] [--epochs 1] [--lr 5e-5] [--batch-size 16]
                                     [--max-length 128] [--seed 42] [--lora-dropout 0.1] [--gguf FILE]
+                                    [--predictions FILE]
 
 A decoder (config model_type llama, mistral or qwen2; `--gguf FILE` reads the folder's GGUF through
 transformers' own loader, which de-quantizes it to f32 and needs the `gguf` package) is trained as
@@ -18,7 +19,8 @@ AdamW with weight decay 0.01 on weights only, 6% linear warm-up then linear deca
 alpha 16, dropout 0.1 (--lora-dropout) on query, key, value and every dense layer of the encoder (peft).
 Prints one JSON line: accuracy, F1 of the positive class and AUROC (two classes) or macro-F1 (more), the
 training samples/s, and the mean training loss of each epoch and of every 50 steps (as a run record's
-history.steps).
+history.steps). `--predictions FILE` also writes each evaluation example's class probabilities, one JSON line
+per line of eval.jsonl and in its order, for `mcnemar_vs_record.py` to set against a textbench run.
 """
 import argparse
 import json
@@ -94,6 +96,7 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on each adapter's input (spec: lora.dropout)")
     ap.add_argument("--gguf", help="the model folder's GGUF file (a decoder shared as llama.cpp's GGUF)")
+    ap.add_argument("--predictions", help="write each evaluation example's class probabilities here (JSON lines)")
     args = ap.parse_args()
 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerFast, get_linear_schedule_with_warmup
@@ -161,6 +164,10 @@ def main():
         for start in range(0, len(eval_ids), 64):
             input_ids, mask = batch(eval_ids[start : start + 64])
             probs += torch.softmax(model(input_ids=input_ids, attention_mask=mask).logits, -1).tolist()
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            for label, p in zip(eval_labels, probs):
+                f.write(json.dumps({"label": label, "probabilities": p}) + "\n")
     result = metrics(eval_labels, [p[1] for p in probs]) if classes == 2 else multiclass_metrics(eval_labels, probs)
     result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
                   eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s,

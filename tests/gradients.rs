@@ -20,7 +20,7 @@ fn every_encoder_weight_gets_a_gradient() {
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (tok, mask) = backbone.checkpoint.batch(&refs, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode { train: Some(&mut rng) }).unwrap();
+    let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::train(&mut rng)).unwrap();
     // A stand-in loss that depends on every position and dimension.
     let pooled = pool(&hidden, &mask, Pooling::Mean).unwrap();
     let cls = pool(&hidden, &mask, Pooling::Cls).unwrap();

@@ -33,7 +33,7 @@ fn weights_without_gradient(pooling: Pooling) -> (usize, Vec<String>) {
     let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
     let (tok, mask) = model.checkpoint.batch(&refs, &dev).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let logits = model.forward(&tok, &mask, &mut Mode { train: Some(&mut rng) }).unwrap();
+    let logits = model.forward(&tok, &mask, &mut Mode::train(&mut rng)).unwrap();
     let labels = Tensor::new(&[1u32, 0, 1], &dev).unwrap();
     let grads = candle_nn::loss::cross_entropy(&logits, &labels).unwrap().backward().unwrap();
     let missing = model

@@ -167,7 +167,8 @@ impl BertEncoder {
 
     fn layers(&self, mut x: Tensor, sequences: &Sequences<'_>, mode: &mut Mode<'_>) -> Result<Tensor> {
         for layer in &self.layers {
-            x = layer.forward(&x, sequences, &self.config, mode)?;
+            let y = layer.forward(&x, sequences, &self.config, mode)?;
+            x = mode.between_layers(y);
         }
         Ok(x)
     }

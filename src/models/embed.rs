@@ -46,7 +46,7 @@ pub fn embed_ids(
     on_batch: &dyn Fn(usize),
 ) -> Result<Vec<Vec<f32>>, ModelError> {
     by_length(&backbone.checkpoint, ids, batch_size, device, on_batch, |tok, mask| {
-        let hidden = backbone.encoder.forward(tok, mask, &mut Mode::eval())?;
+        let hidden = backbone.encoder.forward(tok, mask, &mut Mode::inference())?;
         pool(&hidden, mask, pooling)?.to_device(&Device::Cpu)?.to_vec2()
     })
 }

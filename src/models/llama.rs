@@ -345,7 +345,8 @@ impl LlamaModel {
 
     fn layers(&self, mut x: Tensor, sequences: &Sequences<'_>, angles: &Angles, mode: &mut Mode<'_>) -> Result<Tensor> {
         for layer in &self.layers {
-            x = layer.forward(&x, sequences, angles, &self.config, mode)?;
+            let y = layer.forward(&x, sequences, angles, &self.config, mode)?;
+            x = mode.between_layers(y);
         }
         self.norm.forward(&x)
     }

@@ -168,7 +168,7 @@ pub fn inference(
     let warmup = 1.min(batches.len());
     let run = |b: &Batch| -> Result<(), ModelError> {
         let Group { tok, mask, .. } = tensors(&backbone.checkpoint, b, &device)?;
-        let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::eval())?;
+        let hidden = backbone.encoder.forward(&tok, &mask, &mut Mode::inference())?;
         pool(&hidden, &mask, Pooling::Mean)?.to_vec2::<f32>()?;
         Ok(())
     };

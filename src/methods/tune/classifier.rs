@@ -151,7 +151,7 @@ impl Classifier {
     ) -> std::result::Result<ClassProbabilities, ModelError> {
         let k = self.model.classes();
         let rows = crate::models::embed::by_length(&self.checkpoint, ids, batch_size, device, on_batch, |tok, mask| {
-            let logits = self.forward(tok, mask, &mut Mode::eval())?;
+            let logits = self.forward(tok, mask, &mut Mode::inference())?;
             let probs: Vec<Vec<f32>> = candle_nn::ops::softmax(&logits, D::Minus1)?.to_device(&Device::Cpu)?.to_vec2()?;
             Ok(probs.into_iter().map(|p| p.into_iter().map(f64::from).collect::<Vec<f64>>()).collect())
         })?;

@@ -79,7 +79,7 @@ impl Trainer {
         let total: usize = groups.iter().map(|g| g.targets.dims1()).sum::<candle_core::Result<usize>>()?;
         let (mut loss, mut summed, mut grads): (f64, Option<Tensor>, Option<GradStore>) = (0.0, None, None);
         for g in groups {
-            let logits = self.model.forward(&g.tok, &g.mask, &mut Mode { train: Some(&mut self.dropout_rng) })?;
+            let logits = self.model.forward(&g.tok, &g.mask, &mut Mode::train(&mut self.dropout_rng))?;
             let mut part = candle_nn::loss::cross_entropy(&logits, &g.targets)?;
             if groups.len() > 1 {
                 part = part.affine(g.targets.dims1()? as f64 / total as f64, 0.0)?;
