@@ -322,8 +322,8 @@ fn a_bf16_checkpoint_stays_bf16_and_trains_as_its_f32_widening() {
 /// frozen, so its hidden states carry no graph at all once the layers are cut apart.
 #[test]
 fn inference_gives_evaluation_values_without_keeping_the_graph() {
-    let models = [("MiniLM", lora_classifier(0.1), reference()), ("tiny-llama", decoder("tiny-llama", false).0, decoder("tiny-llama", false).1)];
-    for (name, model, r) in models {
+    let (tiny, tiny_reference) = decoder("tiny-llama", false);
+    for (name, model, r) in [("MiniLM", lora_classifier(0.1), reference()), ("tiny-llama", tiny, tiny_reference)] {
         let (tok, mask, _) = reference_batch(&model, &r);
         let kept = model.model.encoder().forward(&tok, &mask, &mut Mode::eval()).unwrap();
         let cut = model.model.encoder().forward(&tok, &mask, &mut Mode::inference()).unwrap();
