@@ -14,6 +14,10 @@ import sys
 from math import comb
 
 
+def argmax(probabilities):
+    return max(range(len(probabilities)), key=lambda c: probabilities[c])
+
+
 def main():
     record_path, split_dir, predictions_path = sys.argv[1:4]
     with open(record_path, encoding="utf-8") as f:
@@ -22,15 +26,14 @@ def main():
         split = [json.loads(line) for line in f]
     with open(predictions_path, encoding="utf-8") as f:
         torch_rows = [json.loads(line) for line in f]
-    if record.get("predictions"):
-        ours = sorted(record["predictions"], key=lambda p: p["index"])
+    binary = bool(record.get("predictions"))
+    ours = sorted(record["predictions" if binary else "class_predictions"], key=lambda p: p["index"])
+    if binary:
         threshold = record["metrics"].get("threshold", 0.5)
         our_pred = [int(p["probability"] > threshold) for p in ours]
-        our_label = [int(p["label"]) for p in ours]
     else:
-        ours = sorted(record["class_predictions"], key=lambda p: p["index"])
-        our_pred = [max(range(len(p["probabilities"])), key=lambda c: p["probabilities"][c]) for p in ours]
-        our_label = [int(p["label"]) for p in ours]
+        our_pred = [argmax(p["probabilities"]) for p in ours]
+    our_label = [int(p["label"]) for p in ours]
     if not (len(ours) == len(split) == len(torch_rows)):
         sys.exit(f"lengths differ: record {len(ours)}, {split_dir}/eval.jsonl {len(split)}, {predictions_path} {len(torch_rows)}")
     for i, (p, s, t) in enumerate(zip(ours, split, torch_rows)):
@@ -39,7 +42,7 @@ def main():
         # A record keeps the first 400 characters of each text it got wrong.
         if "text" in p and not s["text"].startswith(p["text"]):
             sys.exit(f"line {i + 1}: the record's text differs from eval.jsonl's: not the same split")
-    torch_pred = [max(range(len(t["probabilities"])), key=lambda c: t["probabilities"][c]) for t in torch_rows]
+    torch_pred = [argmax(t["probabilities"]) for t in torch_rows]
     ours_right = [p == l for p, l in zip(our_pred, our_label)]
     torch_right = [p == l for p, l in zip(torch_pred, our_label)]
     only_ours = sum(1 for a, b in zip(ours_right, torch_right) if a and not b)
