@@ -84,6 +84,20 @@ def multiclass_metrics(labels, rows):
     return {"accuracy": sum(1 for p, l in zip(pred, labels) if p == l) / len(labels), "macro_f1": sum(f1s) / k}
 
 
+def epoch_batches(ids, batch_size, by_length):
+    """One epoch's batches of example indices: shuffled, and with `by_length` sorted by length within windows
+    of 50 batches (so each batch pads little) and the batches shuffled, as textbench's make_batches does."""
+    order = list(range(len(ids)))
+    random.shuffle(order)
+    if by_length:
+        window = 50 * batch_size
+        order = [i for w in range(0, len(order), window) for i in sorted(order[w : w + window], key=lambda i: len(ids[i]))]
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    if by_length:
+        random.shuffle(batches)
+    return batches
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("split_dir")
@@ -97,6 +111,9 @@ def main():
     ap.add_argument("--lora-dropout", type=float, default=0.1, help="dropout on each adapter's input (spec: lora.dropout)")
     ap.add_argument("--gguf", help="the model folder's GGUF file (a decoder shared as llama.cpp's GGUF)")
     ap.add_argument("--predictions", help="write each evaluation example's class probabilities here (JSON lines)")
+    ap.add_argument("--group-by-length", action="store_true",
+                    help="length-grouped batches as textbench's default `bucketing: true` (and transformers' Trainer group_by_length) form them: "
+                    "windows of 50 batches' worth of shuffled examples sorted by length, then the batches shuffled")
     args = ap.parse_args()
 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedTokenizerFast, get_linear_schedule_with_warmup
@@ -137,10 +154,7 @@ def main():
     epoch_losses, window_losses, window = [], [], []
     for _ in range(args.epochs):
         losses = []
-        order = list(range(len(train_ids)))
-        random.shuffle(order)
-        for start in range(0, len(order), args.batch_size):
-            idx = order[start : start + args.batch_size]
+        for idx in epoch_batches(train_ids, args.batch_size, args.group_by_length):
             input_ids, mask = batch([train_ids[i] for i in idx])
             out = model(input_ids=input_ids, attention_mask=mask, labels=torch.tensor([train_labels[i] for i in idx]))
             losses.append(out.loss.item())
@@ -171,7 +185,7 @@ def main():
     result = metrics(eval_labels, [p[1] for p in probs]) if classes == 2 else multiclass_metrics(eval_labels, probs)
     result.update(method="lora" if args.lora else "finetune", epochs=args.epochs, lr=args.lr, max_length=args.max_length,
                   eval_examples=len(eval_labels), train_samples_per_s=args.epochs * len(train_ids) / train_s,
-                  seed=args.seed, model=os.path.basename(os.path.normpath(args.model_dir)), train_loss=epoch_losses, loss_every_50=window_losses, **({"lora_dropout": args.lora_dropout} if args.lora else {}))
+                  seed=args.seed, group_by_length=args.group_by_length, model=os.path.basename(os.path.normpath(args.model_dir)), train_loss=epoch_losses, loss_every_50=window_losses, **({"lora_dropout": args.lora_dropout} if args.lora else {}))
     print(json.dumps(result))
 
 
