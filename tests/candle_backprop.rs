@@ -1,10 +1,12 @@
-//! The rules of the vendored candle-core's backward pass that textbench's patch changed
+//! The rules of the vendored candle-core's backward pass that the patch's second conversion changed
 //! (vendor/candle-core/PATCH.md: the first gradient to reach a tensor is stored as it is, not added to
 //! zeros), each against its closed form: once with a single consumer (the stored path) and once with
 //! several (the added path). They run on the patched crate, which is the one the project builds.
+//! `ToDevice`'s rule is not among them: `to_device` onto the tensor's own device records no op, so it
+//! needs a second device to be reached.
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 
 fn vals(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_vec1::<f32>()?)
@@ -91,15 +93,5 @@ fn scatter_add_index_add_and_scatter() -> Result<()> {
     let g = ((init.index_add(&rows, &src, 0)? + init.as_tensor())? * &w)?.sum_all()?.backward()?;
     assert_eq!(vals(g.get(&init).unwrap())?, vals(&(&w * 2.0)?)?);
     assert_eq!(vals(g.get(&src).unwrap())?, vals(&w.index_select(&rows, 0)?)?);
-    Ok(())
-}
-
-#[test]
-fn to_device_on_cpu() -> Result<()> {
-    let a = Var::from_tensor(&weights(&[2, 3])?)?;
-    let w = weights(&[2, 3])?;
-    let g = (a.to_device(&Device::Cpu)? * &w)?.sum_all()?.backward()?;
-    assert_eq!(vals(g.get(&a).unwrap())?, vals(&w)?);
-    assert_eq!(g.get(&a).unwrap().dtype(), DType::F32);
     Ok(())
 }
